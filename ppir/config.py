@@ -1,0 +1,224 @@
+"""YAML configs with `_base_` inheritance, typed `-o a.b=value` overrides and a fixed schema.
+
+Rules (PaddleSeg's loader, PaddleClas's CLI):
+* `_base_: path` or a list of paths, relative to the file; the file's own keys win. Mappings merge
+  key by key; any other value (lists included) is replaced. A mapping holding `_inherited_: false`
+  replaces the inherited mapping instead of merging into it.
+* `-o Section.key=value` sets one value, parsed as a Python/YAML literal (`1e-4`, `[1, 2]`, `null`,
+  `true`), and otherwise kept as a string.
+* Every section and key must be known. Plain sections have a fixed key list (`SCHEMA`); mappings
+  with a `name` (networks, losses, datasets, metrics, optimizers, schedulers) are checked against
+  the constructor they name when they are built. A typo is an error naming the key.
+"""
+import ast
+import copy
+import os
+import re
+
+import yaml
+
+from ppir.errors import ConfigError
+
+# Fixed keys of the plain sections; `None` marks a section whose mapping is a component (has `name`).
+SCHEMA = {
+    "Global": {
+        "output_dir": None,          # default: output/<config file stem>
+        "iters": 1000,
+        "seed": 0,
+        "device": "auto",            # auto | cpu | gpu
+        "log_interval": 10,
+        "eval_interval": 1000,       # 0 disables validation during training
+        "save_interval": 1000,
+        "keep_checkpoint_max": 3,    # iter_N checkpoints kept besides best_model
+        "pretrained_model": None,    # weights to start from (a .pdparams file or a checkpoint dir)
+        "use_visualdl": True,
+        "save_val_images": False,
+        "max_nonfinite_steps": 10,   # consecutive NaN/Inf steps before the run stops
+    },
+    "Model": None,
+    "Optimizer": None,
+    "LRScheduler": None,
+    "Train": {
+        "dataset": None,
+        "batch_size": 8,             # per card
+        "patch_size": None,          # square training crop; None trains on whole images
+        "num_workers": 2,
+        "progressive": None,         # {iters: [...], patch_sizes: [...], batch_sizes: [...]}
+        "mixup": None,               # {beta: 1.2, use_identity: true}
+    },
+    "Eval": {
+        "dataset": None,
+        "metrics": [],
+        "num_workers": 0,
+        "clamp": True,               # clamp the output to [0, 1] before scoring, as the papers do
+    },
+    "AMP": {
+        "enable": False,
+        "level": "O1",
+        "dtype": "float16",
+        "init_loss_scaling": 1024.0,
+    },
+    "EMA": {
+        "enable": False,
+        "decay": 0.999,
+    },
+    "Export": {
+        "tile": None,                # suggested tile size for deploy/infer.py (None = whole image)
+        "tile_overlap": 32,
+    },
+}
+
+
+class _Loader(yaml.SafeLoader):
+    """SafeLoader that also reads `2e-4` as a float (YAML 1.1 wants `2.0e-4`)."""
+
+
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
+                   |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
+                   |\.[0-9_]+(?:[eE][-+][0-9]+)?
+                   |[-+]?\.(?:inf|Inf|INF)
+                   |\.(?:nan|NaN|NAN))$""", re.X),
+    list("-+0123456789."))
+
+
+def _read_yaml(path):
+    if not os.path.isfile(path):
+        raise ConfigError(f"config file not found: {path}")
+    try:
+        with open(path, "r", encoding="utf-8") as f:
+            data = yaml.load(f, Loader=_Loader)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark else ""
+        raise ConfigError(f"cannot parse {path}{where}: {getattr(exc, 'problem', exc)}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: the top level must be a mapping of sections")
+    return data
+
+
+def merge(base, update):
+    """Return `base` updated by `update` (mappings merge, everything else is replaced)."""
+    out = copy.deepcopy(base)
+    for key, value in update.items():
+        if isinstance(value, dict) and value.get("_inherited_", True) is False:
+            out[key] = {k: v for k, v in value.items() if k != "_inherited_"}
+        elif isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def _load_with_bases(path, chain=()):
+    path = os.path.abspath(path)
+    if path in chain:
+        raise ConfigError(f"_base_ cycle: {' -> '.join(chain + (path,))}")
+    data = _read_yaml(path)
+    bases = data.pop("_base_", [])
+    if isinstance(bases, str):
+        bases = [bases]
+    merged = {}
+    for base in bases:
+        base_path = os.path.join(os.path.dirname(path), base)
+        if not os.path.isfile(base_path):
+            raise ConfigError(f"{path}: _base_ file not found: {base_path}")
+        merged = merge(merged, _load_with_bases(base_path, chain + (path,)))
+    return merge(merged, data)
+
+
+def parse_value(text):
+    """Type an override value: Python literal first, then YAML (true/null/1e-4), else the string."""
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        pass
+    try:
+        return yaml.load(text, Loader=_Loader)
+    except yaml.YAMLError:
+        return text
+
+
+def apply_override(cfg, item):
+    """Apply one `a.b.c=value` override in place; the key must already be allowed."""
+    if "=" not in item:
+        raise ConfigError(f"override '{item}' is not of the form key=value")
+    key, text = item.split("=", 1)
+    parts = key.strip().split(".")
+    node = cfg
+    for i, part in enumerate(parts[:-1]):
+        child = node.get(part) if isinstance(node, dict) else None
+        if isinstance(child, list):
+            raise ConfigError(f"override '{item}': lists are set whole, e.g. "
+                              f"{'.'.join(parts[:i + 1])}=[...]")
+        if not isinstance(child, dict):
+            if child is None and _allows_new_key(cfg, parts[:i + 1]):
+                node[part] = child = {}
+            else:
+                raise ConfigError(f"unknown config key '{'.'.join(parts[:i + 1])}' (from override '{item}')")
+        node = child
+    last = parts[-1]
+    if last not in node and not _allows_new_key(cfg, parts):
+        raise ConfigError(f"unknown config key '{key}' (from override '{item}')")
+    node[last] = parse_value(text.strip())
+
+
+def _allows_new_key(cfg, parts):
+    """A key that is not in the file may still be set when the schema or a component allows it."""
+    section = parts[0]
+    if section not in SCHEMA:
+        return False
+    fixed = SCHEMA[section]
+    if len(parts) == 1:
+        return True
+    if isinstance(fixed, dict) and len(parts) == 2:
+        return parts[1] in fixed
+    # Inside a component mapping (it has a `name`): the constructor check at build time decides.
+    node = cfg
+    for part in parts[:-1]:
+        node = node.get(part) if isinstance(node, dict) else None
+    return isinstance(node, dict) and "name" in node
+
+
+def validate(cfg, source="config"):
+    """Refuse unknown sections and unknown keys of the fixed sections; fill their defaults."""
+    unknown = sorted(set(cfg) - set(SCHEMA))
+    if unknown:
+        raise ConfigError(f"{source}: unknown section(s) {', '.join(unknown)}; "
+                          f"known: {', '.join(SCHEMA)}")
+    for section, fixed in SCHEMA.items():
+        if not isinstance(fixed, dict):
+            continue
+        given = cfg.get(section) or {}
+        if not isinstance(given, dict):
+            raise ConfigError(f"{source}: section {section} must be a mapping")
+        bad = sorted(set(given) - set(fixed))
+        if bad:
+            raise ConfigError(f"{source}: unknown key(s) {', '.join(section + '.' + b for b in bad)}; "
+                              f"known: {', '.join(fixed)}")
+        cfg[section] = {**copy.deepcopy(fixed), **given}
+    return cfg
+
+
+def load_config(path, overrides=()):
+    """Load a config file, apply `-o` overrides, validate, and fill defaults."""
+    cfg = _load_with_bases(path)
+    validate(copy.deepcopy(cfg), source=path)
+    for item in overrides or ():
+        apply_override(cfg, item)
+    cfg = validate(cfg, source=path)
+    if not cfg["Global"]["output_dir"]:
+        stem = os.path.splitext(os.path.basename(path))[0]
+        cfg["Global"]["output_dir"] = os.path.join("output", stem)
+    cfg["_config_path"] = path
+    return cfg
+
+
+def dump_config(cfg, path):
+    """Write the resolved config (without private keys) as YAML."""
+    public = {k: v for k, v in cfg.items() if not k.startswith("_")}
+    with open(path, "w", encoding="utf-8") as f:
+        yaml.safe_dump(public, f, sort_keys=False, default_flow_style=None)

@@ -1,0 +1,52 @@
+"""Datasets and the loaders the trainer and evaluator use."""
+import numpy as np
+from paddle.io import DataLoader
+
+from ppir.registry import Registry
+
+DATASETS = Registry("dataset")
+
+from ppir.data import paired_dataset  # noqa: E402,F401
+from ppir.data.sampler import IterationBatchSampler, ProgressiveSchedule, derive_seed  # noqa: E402
+from ppir.data.transforms import Mixup  # noqa: E402
+
+
+def build_dataset(cfg, where):
+    return DATASETS.build(dict(cfg), where=where)
+
+
+def build_schedule(train_cfg):
+    prog = train_cfg.get("progressive")
+    if prog:
+        return ProgressiveSchedule(prog["iters"], prog["patch_sizes"], prog["batch_sizes"])
+    return ProgressiveSchedule.constant(train_cfg.get("patch_size"), train_cfg["batch_size"])
+
+
+class TrainCollate:
+    """Stack the samples of one iteration and apply the optional batch mixup."""
+
+    def __init__(self, mixup=None, seed=0):
+        self.mixup = mixup
+        self.seed = seed
+
+    def __call__(self, samples):
+        batch = {k: np.stack([s[k] for s in samples]) for k in ("input", "target", "index")}
+        if self.mixup is not None:
+            rng = np.random.default_rng(derive_seed(self.seed, int(samples[0]["seed"]), 11))
+            batch["input"], batch["target"] = self.mixup(batch["input"], batch["target"], rng)
+        return batch
+
+
+def build_train_loader(cfg, start_iter, rank=0, world_size=1):
+    """The training loader for iterations start_iter+1 .. Global.iters of this rank."""
+    train_cfg, seed = cfg["Train"], cfg["Global"]["seed"]
+    dataset = build_dataset(train_cfg["dataset"], "Train.dataset")
+    sampler = IterationBatchSampler(len(dataset), build_schedule(train_cfg), cfg["Global"]["iters"],
+                                    start_iter=start_iter, seed=seed, rank=rank, world_size=world_size)
+    mixup = Mixup(**train_cfg["mixup"]) if train_cfg.get("mixup") else None
+    return DataLoader(dataset, batch_sampler=sampler, collate_fn=TrainCollate(mixup, seed),
+                      num_workers=train_cfg["num_workers"], use_shared_memory=False)
+
+
+def build_eval_dataset(cfg):
+    return build_dataset(cfg["Eval"]["dataset"], "Eval.dataset")

@@ -1,0 +1,174 @@
+"""Crash-safe checkpoints.
+
+A checkpoint is a directory `iter_N/` holding `model.pdparams` (the network, official keys),
+`model.pdopt` (optimizer + LR scheduler), `state.pdstates` (iteration, best metric) and, with
+EMA, `ema.pdparams`. It is written under a temporary name and renamed into place only when every
+file is on disk, so a kill at any moment leaves the previous checkpoints intact. `latest` and
+`best_model` are symbolic links, swapped atomically with os.replace.
+"""
+import os
+import shutil
+
+import paddle
+
+from ppir.errors import CheckpointError
+
+WEIGHTS = "model.pdparams"
+OPTIMIZER = "model.pdopt"
+STATE = "state.pdstates"
+EMA = "ema.pdparams"
+COMPLETE = "COMPLETE"
+
+
+def _fsync_dir(path):
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _save(obj, path):
+    paddle.save(obj, path)
+    with open(path, "rb") as f:
+        os.fsync(f.fileno())
+
+
+def is_complete(ckpt_dir):
+    return os.path.isfile(os.path.join(ckpt_dir, COMPLETE))
+
+
+def _point(link, target_name):
+    tmp = f"{link}.tmp-{os.getpid()}"
+    if os.path.lexists(tmp):
+        os.remove(tmp)
+    os.symlink(target_name, tmp)
+    os.replace(tmp, link)
+
+
+class CheckpointManager:
+    """Writes `iter_N` checkpoints into `output_dir` and keeps the newest `keep_max` of them."""
+
+    def __init__(self, output_dir, keep_max=3):
+        self.output_dir = output_dir
+        self.keep_max = keep_max
+
+    def path(self, name):
+        return os.path.join(self.output_dir, name)
+
+    def save(self, iteration, weights, optimizer=None, state=None, ema=None):
+        """Write iter_<iteration>/ atomically and point `latest` at it; return its path."""
+        name = f"iter_{iteration}"
+        final = self.path(name)
+        tmp = self.path(f".tmp-{name}-{os.getpid()}")
+        shutil.rmtree(tmp, ignore_errors=True)
+        os.makedirs(tmp)
+        _save(weights, os.path.join(tmp, WEIGHTS))
+        if optimizer is not None:
+            _save(optimizer, os.path.join(tmp, OPTIMIZER))
+        if ema is not None:
+            _save(ema, os.path.join(tmp, EMA))
+        _save(dict(state or {}, iter=iteration), os.path.join(tmp, STATE))
+        with open(os.path.join(tmp, COMPLETE), "w") as f:
+            f.write(f"{iteration}\n")
+        _fsync_dir(tmp)
+        if os.path.exists(final):  # saving the same iteration again (e.g. after a resume)
+            old = self.path(f".old-{name}-{os.getpid()}")
+            os.replace(final, old)
+            os.replace(tmp, final)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, final)
+        _point(self.path("latest"), name)
+        _fsync_dir(self.output_dir)
+        self.prune()
+        return final
+
+    def mark_best(self, iteration):
+        _point(self.path("best_model"), f"iter_{iteration}")
+        _fsync_dir(self.output_dir)
+
+    def _linked(self):
+        names = set()
+        for link in ("latest", "best_model"):
+            if os.path.islink(self.path(link)):
+                names.add(os.readlink(self.path(link)))
+        return names
+
+    def prune(self):
+        """Delete old iter_N dirs beyond keep_max, never one that latest or best_model points to."""
+        iters = sorted((int(d[5:]) for d in os.listdir(self.output_dir)
+                        if d.startswith("iter_") and d[5:].isdigit()), reverse=True)
+        keep = self._linked()
+        for it in iters[self.keep_max:]:
+            if f"iter_{it}" not in keep:
+                shutil.rmtree(self.path(f"iter_{it}"), ignore_errors=True)
+        for d in os.listdir(self.output_dir):  # leftovers of a save that was killed
+            if d.startswith((".tmp-iter_", ".old-iter_")) and not d.endswith(f"-{os.getpid()}"):
+                shutil.rmtree(self.path(d), ignore_errors=True)
+
+    def latest(self):
+        """The newest complete checkpoint dir, or None."""
+        link = self.path("latest")
+        if os.path.exists(link) and is_complete(link):
+            return link
+        return None
+
+
+def _weights_file(path):
+    if os.path.isdir(path):
+        if not is_complete(path):
+            raise CheckpointError(f"checkpoint is incomplete (no {COMPLETE} marker): {path}")
+        path = os.path.join(path, WEIGHTS)
+    if not os.path.isfile(path):
+        raise CheckpointError(f"weights file not found: {path}")
+    return path
+
+
+def load_state(path):
+    """Load the network state dict of a .pdparams file or a checkpoint dir."""
+    path = _weights_file(path)
+    try:
+        state = paddle.load(path)
+    except Exception as exc:  # paddle raises assorted types for truncated or foreign files
+        raise CheckpointError(f"cannot read weights {path}: {exc.__class__.__name__}: {exc}") from None
+    if not isinstance(state, dict):
+        raise CheckpointError(f"{path} does not hold a state dict")
+    return state
+
+
+def check_state_dict(net, state, source):
+    """Raise CheckpointError listing missing, unexpected and shape-mismatched keys."""
+    own = net.state_dict()
+    missing = sorted(set(own) - set(state))
+    unexpected = sorted(set(state) - set(own))
+    shapes = [f"{k} {list(state[k].shape)} vs {list(own[k].shape)}" for k in own
+              if k in state and list(state[k].shape) != list(own[k].shape)]
+    problems = []
+    for label, items in (("missing", missing), ("unexpected", unexpected), ("shape mismatch", shapes)):
+        if items:
+            shown = ", ".join(items[:6]) + (f", ... ({len(items)} in all)" if len(items) > 6 else "")
+            problems.append(f"{label}: {shown}")
+    if problems:
+        raise CheckpointError(f"{source} does not fit {type(net).__name__}: " + "; ".join(problems))
+
+
+def load_weights(net, path):
+    """Load weights from a .pdparams file or a checkpoint dir, refusing any key/shape mismatch."""
+    state = load_state(path)
+    check_state_dict(net, state, path)
+    net.set_state_dict(state)
+    return path
+
+
+def load_checkpoint(ckpt_dir):
+    """Read everything a resume needs from a checkpoint dir."""
+    if not os.path.isdir(ckpt_dir):
+        raise CheckpointError(f"checkpoint dir not found: {ckpt_dir}")
+    if not is_complete(ckpt_dir):
+        raise CheckpointError(f"checkpoint is incomplete (no {COMPLETE} marker): {ckpt_dir}")
+    out = {"weights": load_state(ckpt_dir), "state": paddle.load(os.path.join(ckpt_dir, STATE))}
+    for key, name in (("optimizer", OPTIMIZER), ("ema", EMA)):
+        file = os.path.join(ckpt_dir, name)
+        out[key] = paddle.load(file) if os.path.isfile(file) else None
+    return out

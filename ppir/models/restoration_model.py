@@ -1,0 +1,100 @@
+"""The restoration task: one network, pixel losses, image in -> image out.
+
+Covers MIRNetV2 (one output) and MIMO-UNet (three scales; multi-scale losses see all of them,
+everything else scores the last, full-resolution one).
+"""
+import paddle
+import paddle.nn as nn
+
+from ppir.errors import ConfigError
+from ppir.losses import LOSSES
+from ppir.losses.pixel_loss import final_output
+from ppir.models import MODELS, build_network
+from ppir.utils.tiling import crop_back, pad_to_multiple
+
+
+class FinalOutput(nn.Layer):
+    """What gets exported: one NCHW tensor in, the final image out."""
+
+    def __init__(self, net):
+        super().__init__()
+        self.net = net
+
+    def forward(self, x):
+        return final_output(self.net(x))
+
+
+def all_finite(tensors):
+    flags = [paddle.isfinite(t).all() for t in tensors if t is not None]
+    return bool(paddle.stack(flags).all().item()) if flags else True
+
+
+@MODELS.register("RestorationModel")
+class RestorationModel:
+    def __init__(self, network, losses=({"name": "L1Loss"},)):
+        self.net = build_network(network)
+        # Channel count of the image input: the official constructors call it inp_channels.
+        self.in_channels = int(network.get("inp_channels", network.get("in_channels", 3)))
+        self.size_multiple = getattr(type(self.net), "size_multiple", 1)
+        self.losses = []
+        for i, spec in enumerate(losses):
+            if not isinstance(spec, dict):
+                raise ConfigError(f"Model.losses[{i}]: expected a mapping with a 'name', got {spec!r}")
+            spec = dict(spec)
+            weight = float(spec.pop("weight", 1.0))
+            self.losses.append((spec["name"], weight, LOSSES.build(spec, where=f"Model.losses[{i}]")))
+
+    def compute_loss(self, outputs, target):
+        """Weighted sum of the configured losses, plus each term for logging."""
+        parts = {}
+        total = 0.0
+        for name, weight, loss_fn in self.losses:
+            value = loss_fn(outputs, target)
+            parts[name] = value
+            total = total + weight * value
+        return total, parts
+
+    def train_step(self, batch, optimizer, amp, net=None):
+        """One optimisation step. Returns the float losses, or None if it was skipped as non-finite.
+
+        `net` is the network to call (a DataParallel wrapper under distributed training). The
+        gradients are checked after the all-reduce, so every rank skips the same steps.
+        """
+        net = net or self.net
+        with amp.autocast():
+            outputs = net(batch["input"])
+            total, parts = self.compute_loss(outputs, batch["target"])
+        amp.backward(total)
+        params = [p for p in self.net.parameters() if not p.stop_gradient]
+        if not all_finite([total] + [p.grad for p in params]):
+            optimizer.clear_grad()
+            return None
+        amp.step(optimizer)
+        optimizer.clear_grad()
+        logged = {"loss": float(total)}
+        if len(parts) > 1:
+            logged.update({k: float(v) for k, v in parts.items()})
+        return logged
+
+    @paddle.no_grad()
+    def predict(self, x):
+        """Final output for an NCHW batch of any size (reflect-padded to the network's multiple)."""
+        padded, hw = pad_to_multiple(x, self.size_multiple)
+        return crop_back(final_output(self.net(padded)), hw)
+
+    def export_module(self):
+        return FinalOutput(self.net)
+
+    def io_spec(self):
+        """What a predictor must know to feed the exported model (written to inference.yml)."""
+        return {
+            "task": "restoration",
+            "layout": "NCHW",
+            "color_order": "RGB",
+            "value_range": [0.0, 1.0],
+            "in_channels": self.in_channels,
+            "out_channels": 3,
+            "pad_multiple": self.size_multiple,
+            "pad_mode": "reflect",
+            "mask": None,
+        }

@@ -1,0 +1,68 @@
+"""Restore an image or a folder of images with a trained checkpoint (dygraph, no export needed).
+
+    python tools/predict.py -c configs/mirnetv2_sidd.yml -o Global.pretrained_model=W --input noisy.png --output out.png
+    python tools/predict.py -c CFG -o Global.pretrained_model=W --input noisy_dir/ --output restored_dir/
+"""
+import argparse
+import os
+
+import ppir  # noqa: F401
+from ppir.config import load_config
+from ppir.errors import ConfigError, DataError, run_cli
+
+
+def parse_args(argv):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("-c", "--config", required=True)
+    parser.add_argument("-o", "--override", nargs="+", default=[], action="extend")
+    parser.add_argument("--input", required=True, help="an image file or a folder of images")
+    parser.add_argument("--output", required=True, help="an image file (for one input) or a folder")
+    parser.add_argument("--ensemble", action="store_true", help="x8 geometric self-ensemble")
+    return parser.parse_args(argv)
+
+
+def input_output_pairs(src, dst):
+    from ppir.data.image_io import list_images
+
+    if os.path.isdir(src):
+        return [(os.path.join(src, n), os.path.join(dst, os.path.splitext(n)[0] + ".png"))
+                for n in list_images(src)]
+    if not os.path.isfile(src):
+        raise DataError(f"input not found: {src}")
+    if os.path.isdir(dst) or dst.endswith(os.sep):
+        dst = os.path.join(dst, os.path.splitext(os.path.basename(src))[0] + ".png")
+    return [(src, dst)]
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    cfg = load_config(args.config, args.override)
+    if not cfg["Global"]["pretrained_model"]:
+        raise ConfigError("set the weights with -o Global.pretrained_model=PATH")
+    import numpy as np
+    import paddle
+
+    from ppir.data.image_io import read_image, write_image
+    from ppir.engine.checkpoint import load_weights
+    from ppir.engine.trainer import setup_device
+    from ppir.models import build_model
+    from ppir.utils.ensemble import ensemble_forward
+
+    setup_device(cfg["Global"]["device"])
+    model = build_model(cfg)
+    load_weights(model.net, cfg["Global"]["pretrained_model"])
+    model.net.eval()
+
+    def forward(batch):
+        return model.predict(paddle.to_tensor(batch)).numpy()
+
+    for src, dst in input_output_pairs(args.input, args.output):
+        batch = read_image(src).transpose(2, 0, 1)[None]
+        out = ensemble_forward(forward, batch) if args.ensemble else forward(batch)
+        write_image(dst, np.clip(out[0].transpose(1, 2, 0), 0.0, 1.0))
+        print(f"{src} -> {dst}")
+    return 0
+
+
+if __name__ == "__main__":
+    run_cli(main)
