@@ -45,7 +45,12 @@ class Registry:
         kwargs.update(extra)
         obj = self.get(cfg["name"])
         check_kwargs(obj, kwargs, f"{where} ({cfg['name']})")
-        return obj(**kwargs)
+        try:
+            return obj(**kwargs)
+        except (TypeError, ValueError) as exc:
+            # A constructor refusing its arguments (e.g. channels not divisible by groups) is a
+            # config problem: report it against the config section, in one line.
+            raise ConfigError(f"{where} ({cfg['name']}): {exc}") from exc
 
 
 def check_kwargs(obj, kwargs, where):

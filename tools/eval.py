@@ -14,6 +14,8 @@ def parse_args(argv):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("-c", "--config", required=True)
     parser.add_argument("-o", "--override", nargs="+", default=[], action="extend")
+    parser.add_argument("extra_overrides", nargs="*", metavar="KEY=VALUE",
+                        help="more overrides (bare key=value tokens are accepted too)")
     parser.add_argument("--ensemble", action="store_true", help="x8 geometric self-ensemble")
     parser.add_argument("--runtime", action="store_true", help="report seconds per image")
     parser.add_argument("--save_dir", default=None, help="write the restored images here")
@@ -22,7 +24,7 @@ def parse_args(argv):
 
 def main(argv=None):
     args = parse_args(argv)
-    cfg = load_config(args.config, args.override)
+    cfg = load_config(args.config, args.override + args.extra_overrides)
     weights = cfg["Global"]["pretrained_model"]
     if not weights:
         raise ConfigError("set the weights to evaluate with -o Global.pretrained_model=PATH")

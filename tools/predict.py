@@ -15,6 +15,8 @@ def parse_args(argv):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("-c", "--config", required=True)
     parser.add_argument("-o", "--override", nargs="+", default=[], action="extend")
+    parser.add_argument("extra_overrides", nargs="*", metavar="KEY=VALUE",
+                        help="more overrides (bare key=value tokens are accepted too)")
     parser.add_argument("--input", required=True, help="an image file or a folder of images")
     parser.add_argument("--output", required=True, help="an image file (for one input) or a folder")
     parser.add_argument("--ensemble", action="store_true", help="x8 geometric self-ensemble")
@@ -36,7 +38,7 @@ def input_output_pairs(src, dst):
 
 def main(argv=None):
     args = parse_args(argv)
-    cfg = load_config(args.config, args.override)
+    cfg = load_config(args.config, args.override + args.extra_overrides)
     if not cfg["Global"]["pretrained_model"]:
         raise ConfigError("set the weights with -o Global.pretrained_model=PATH")
     import numpy as np

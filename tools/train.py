@@ -17,6 +17,8 @@ def parse_args(argv):
     parser.add_argument("-c", "--config", required=True, help="path to the yml config")
     parser.add_argument("-o", "--override", nargs="+", default=[], action="extend",
                         help="config overrides key=value, e.g. Global.iters=100")
+    parser.add_argument("extra_overrides", nargs="*", metavar="KEY=VALUE",
+                        help="more overrides (bare key=value tokens are accepted too)")
     parser.add_argument("--resume", default=None, help="checkpoint dir to resume from")
     parser.add_argument("--auto_resume", action="store_true",
                         help="resume from <output_dir>/latest when it exists")
@@ -25,7 +27,7 @@ def parse_args(argv):
 
 def main(argv=None):
     args = parse_args(argv)
-    cfg = load_config(args.config, args.override)
+    cfg = load_config(args.config, args.override + args.extra_overrides)
     from ppir.engine.trainer import Trainer
 
     Trainer(cfg, resume=args.resume, auto_resume=args.auto_resume, argv=sys.argv).train()

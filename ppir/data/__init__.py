@@ -1,13 +1,11 @@
 """Datasets and the loaders the trainer and evaluator use."""
 import numpy as np
-from paddle.io import DataLoader
 
 from ppir.registry import Registry
 
 DATASETS = Registry("dataset")
 
 from ppir.data import paired_dataset  # noqa: E402,F401
-from ppir.data.sampler import IterationBatchSampler, ProgressiveSchedule, derive_seed  # noqa: E402
 from ppir.data.transforms import Mixup  # noqa: E402
 
 
@@ -16,6 +14,8 @@ def build_dataset(cfg, where):
 
 
 def build_schedule(train_cfg):
+    from ppir.data.sampler import ProgressiveSchedule
+
     prog = train_cfg.get("progressive")
     if prog:
         return ProgressiveSchedule(prog["iters"], prog["patch_sizes"], prog["batch_sizes"])
@@ -30,6 +30,8 @@ class TrainCollate:
         self.seed = seed
 
     def __call__(self, samples):
+        from ppir.data.sampler import derive_seed
+
         batch = {k: np.stack([s[k] for s in samples]) for k in ("input", "target", "index")}
         if self.mixup is not None:
             rng = np.random.default_rng(derive_seed(self.seed, int(samples[0]["seed"]), 11))
@@ -39,6 +41,10 @@ class TrainCollate:
 
 def build_train_loader(cfg, start_iter, rank=0, world_size=1):
     """The training loader for iterations start_iter+1 .. Global.iters of this rank."""
+    from paddle.io import DataLoader
+
+    from ppir.data.sampler import IterationBatchSampler
+
     train_cfg, seed = cfg["Train"], cfg["Global"]["seed"]
     dataset = build_dataset(train_cfg["dataset"], "Train.dataset")
     sampler = IterationBatchSampler(len(dataset), build_schedule(train_cfg), cfg["Global"]["iters"],

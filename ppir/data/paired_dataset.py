@@ -108,9 +108,9 @@ class DemoPairedDataset(PairedImageDataset):
 
     def __init__(self, kind, split, root=None, seed=0, input_dir=None, target_dir=None,
                  geometric_augs=False, hflip=False):
-        from ppir.data.demo import _PAIR_DIRS, ensure_demo
+        from ppir.data.demo import PAIR_DIRS, ensure_demo
 
-        default_in, default_tgt = _PAIR_DIRS[kind]
+        default_in, default_tgt = PAIR_DIRS.get(kind, (None, None))
         root = ensure_demo(kind, root, seed)
         super().__init__(os.path.join(root, split), input_dir or default_in, target_dir or default_tgt,
                          geometric_augs=geometric_augs, hflip=hflip)

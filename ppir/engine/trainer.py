@@ -166,7 +166,8 @@ class Trainer:
             scores = self.evaluator.run(save_dir)
         runtime = scores.pop("runtime")
         key, value = next(iter(scores.items()))
-        improved = self.best["metric"] is None or value > self.best["metric"]
+        sign = 1.0 if getattr(self.evaluator.metrics[0], "higher_is_better", True) else -1.0
+        improved = self.best["metric"] is None or sign * (value - self.best["metric"]) > 0
         if improved:
             self.best = {"metric": value, "iter": iteration, "name": key}
         self.logger.info(f"[eval] iter {iteration}: {format_scores(scores)} "
