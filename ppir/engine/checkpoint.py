@@ -12,6 +12,7 @@ import shutil
 import paddle
 
 from ppir.errors import CheckpointError
+from ppir.utils.faults import fault_point
 
 WEIGHTS = "model.pdparams"
 OPTIMIZER = "model.pdopt"
@@ -64,6 +65,7 @@ class CheckpointManager:
         shutil.rmtree(tmp, ignore_errors=True)
         os.makedirs(tmp)
         _save(weights, os.path.join(tmp, WEIGHTS))
+        fault_point(f"save:{iteration}:weights")
         if optimizer is not None:
             _save(optimizer, os.path.join(tmp, OPTIMIZER))
         if ema is not None:
@@ -72,6 +74,7 @@ class CheckpointManager:
         with open(os.path.join(tmp, COMPLETE), "w") as f:
             f.write(f"{iteration}\n")
         _fsync_dir(tmp)
+        fault_point(f"save:{iteration}:renaming")
         if os.path.exists(final):  # saving the same iteration again (e.g. after a resume)
             old = self.path(f".old-{name}-{os.getpid()}")
             os.replace(final, old)
@@ -79,6 +82,7 @@ class CheckpointManager:
             shutil.rmtree(old, ignore_errors=True)
         else:
             os.replace(tmp, final)
+        fault_point(f"save:{iteration}:linking")
         _point(self.path("latest"), name)
         _fsync_dir(self.output_dir)
         self.prune()

@@ -23,6 +23,7 @@ from ppir.engine.lr_scheduler import build_lr_scheduler, build_optimizer
 from ppir.errors import CheckpointError, PpirError
 from ppir.models import build_model
 from ppir.models.restoration_model import all_finite
+from ppir.utils.faults import fault_point
 from ppir.utils.logger import get_logger
 
 
@@ -191,6 +192,7 @@ class Trainer:
         started = tic = time.perf_counter()
         for iteration, batch in enumerate(loader, start=self.start_iter + 1):
             reader_cost += time.perf_counter() - tic
+            fault_point(f"step:{iteration}:rank{self.rank}")
             # Dropout and any other layer randomness: a pure function of (seed, iteration, rank).
             paddle.seed(derive_seed(g["seed"], iteration, self.rank, 3) % (1 << 31))
             logged = self.model.train_step(batch, self.optimizer, self.amp, self.net)
