@@ -1,0 +1,2 @@
+"""Network architectures, one file per paper. Importing a module registers its networks."""
+from ppir.models.archs import mirnet_v2_arch  # noqa: F401

@@ -1,0 +1,57 @@
+r"""Convert an official PyTorch release checkpoint to a Paddle `.pdparams` file.
+
+    python tools/convert_weights.py --arch MIRNetV2 --src real_denoising.pth --dst mirnetv2_sidd.pdparams
+    python tools/convert_weights.py --arch MIRNetV2 --src dual_pixel_defocus_deblurring.pth \
+        --dst mirnetv2_dpdd.pdparams --network-args '{"inp_channels": 6, "task": "defocus_deblurring"}'
+
+torch is not needed for checkpoints written by torch >= 1.6 (zip format). The output loads with
+`net.set_state_dict(paddle.load(dst))` with no missing and no unexpected keys.
+"""
+import argparse
+import json
+import os
+import sys
+import warnings
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from ppir.errors import ConfigError, run_cli  # noqa: E402
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--arch", required=True, help="registered network name, e.g. MIRNetV2")
+    parser.add_argument("--src", required=True, help="official PyTorch checkpoint (.pth)")
+    parser.add_argument("--dst", required=True, help="output Paddle weights (.pdparams)")
+    parser.add_argument("--network-args", default=None,
+                        help="JSON object of constructor keywords, e.g. '{\"inp_channels\": 6}'")
+    parser.add_argument("--param-key", default=None,
+                        help="key holding the state dict inside the file (default: the "
+                             "architecture's release wrapper, e.g. 'params' or 'model')")
+    return parser.parse_args(argv)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    network_args = {}
+    if args.network_args:
+        try:
+            network_args = json.loads(args.network_args)
+        except json.JSONDecodeError as exc:
+            raise ConfigError(f"--network-args is not valid JSON: {exc}") from None
+        if not isinstance(network_args, dict):
+            raise ConfigError(f"--network-args must be a JSON object, got {args.network_args}")
+
+    from ppir.models.convert import convert_checkpoint
+
+    state = convert_checkpoint(args.arch, args.src, args.dst, network_args, args.param_key)
+    n_params = sum(int(v.size) for v in state.values())
+    print(f"converted {len(state)} tensors ({n_params:,} values) for {args.arch}: "
+          f"{args.src} -> {args.dst}")
+    return 0
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("GLOG_minloglevel", "2")
+    warnings.filterwarnings("ignore", message="No ccache found")  # printed by `import paddle`
+    run_cli(main)
