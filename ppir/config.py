@@ -222,3 +222,16 @@ def dump_config(cfg, path):
     public = {k: v for k, v in cfg.items() if not k.startswith("_")}
     with open(path, "w", encoding="utf-8") as f:
         yaml.safe_dump(public, f, sort_keys=False, default_flow_style=None)
+
+
+def add_config_arguments(parser):
+    """The config arguments every tool shares: -c CFG, -o k=v ..., and bare k=v tokens."""
+    parser.add_argument("-c", "--config", required=True, help="path to the yml config")
+    parser.add_argument("-o", "--override", nargs="+", default=[], action="extend",
+                        help="config overrides key=value, e.g. Global.iters=100")
+    parser.add_argument("extra_overrides", nargs="*", metavar="KEY=VALUE",
+                        help="more overrides (bare key=value tokens are accepted too)")
+
+
+def config_from_args(args):
+    return load_config(args.config, args.override + args.extra_overrides)

@@ -6,16 +6,13 @@
 import argparse
 
 import ppir  # noqa: F401
-from ppir.config import load_config
-from ppir.errors import ConfigError, run_cli
+from ppir.config import add_config_arguments, config_from_args
+from ppir.errors import run_cli
 
 
 def parse_args(argv):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("-c", "--config", required=True)
-    parser.add_argument("-o", "--override", nargs="+", default=[], action="extend")
-    parser.add_argument("extra_overrides", nargs="*", metavar="KEY=VALUE",
-                        help="more overrides (bare key=value tokens are accepted too)")
+    add_config_arguments(parser)
     parser.add_argument("--ensemble", action="store_true", help="x8 geometric self-ensemble")
     parser.add_argument("--runtime", action="store_true", help="report seconds per image")
     parser.add_argument("--save_dir", default=None, help="write the restored images here")
@@ -24,23 +21,17 @@ def parse_args(argv):
 
 def main(argv=None):
     args = parse_args(argv)
-    cfg = load_config(args.config, args.override + args.extra_overrides)
-    weights = cfg["Global"]["pretrained_model"]
-    if not weights:
-        raise ConfigError("set the weights to evaluate with -o Global.pretrained_model=PATH")
-    from ppir.engine.checkpoint import load_weights
+    cfg = config_from_args(args)
+    from ppir.engine.checkpoint import build_trained_model
     from ppir.engine.evaluator import Evaluator, format_scores
-    from ppir.engine.trainer import setup_device
-    from ppir.models import build_model
 
-    setup_device(cfg["Global"]["device"])
-    model = build_model(cfg)
-    load_weights(model.net, weights)
+    model = build_trained_model(cfg)
+    weights = cfg["Global"]["pretrained_model"]
     evaluator = Evaluator(cfg, model)
     scores = evaluator.run(save_dir=args.save_dir, ensemble=args.ensemble)
     runtime = scores.pop("runtime")
     print(f"weights: {weights}")
-    print(f"dataset: {cfg['Eval']['dataset'].get('root')} ({len(evaluator.dataset)} images)"
+    print(f"dataset: {evaluator.dataset.root} ({len(evaluator.dataset)} images)"
           + (", x8 self-ensemble" if args.ensemble else ""))
     print(f"inputs:  {format_scores(evaluator.input_scores())}")
     print(f"outputs: {format_scores(scores)}")

@@ -7,16 +7,13 @@ import argparse
 import os
 
 import ppir  # noqa: F401
-from ppir.config import load_config
-from ppir.errors import ConfigError, DataError, run_cli
+from ppir.config import add_config_arguments, config_from_args
+from ppir.errors import DataError, run_cli
 
 
 def parse_args(argv):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("-c", "--config", required=True)
-    parser.add_argument("-o", "--override", nargs="+", default=[], action="extend")
-    parser.add_argument("extra_overrides", nargs="*", metavar="KEY=VALUE",
-                        help="more overrides (bare key=value tokens are accepted too)")
+    add_config_arguments(parser)
     parser.add_argument("--input", required=True, help="an image file or a folder of images")
     parser.add_argument("--output", required=True, help="an image file (for one input) or a folder")
     parser.add_argument("--ensemble", action="store_true", help="x8 geometric self-ensemble")
@@ -38,22 +35,15 @@ def input_output_pairs(src, dst):
 
 def main(argv=None):
     args = parse_args(argv)
-    cfg = load_config(args.config, args.override + args.extra_overrides)
-    if not cfg["Global"]["pretrained_model"]:
-        raise ConfigError("set the weights with -o Global.pretrained_model=PATH")
+    cfg = config_from_args(args)
     import numpy as np
     import paddle
 
     from ppir.data.image_io import read_image, write_image
-    from ppir.engine.checkpoint import load_weights
-    from ppir.engine.trainer import setup_device
-    from ppir.models import build_model
+    from ppir.engine.checkpoint import build_trained_model
     from ppir.utils.ensemble import ensemble_forward
 
-    setup_device(cfg["Global"]["device"])
-    model = build_model(cfg)
-    load_weights(model.net, cfg["Global"]["pretrained_model"])
-    model.net.eval()
+    model = build_trained_model(cfg)
 
     def forward(batch):
         return model.predict(paddle.to_tensor(batch)).numpy()

@@ -176,3 +176,20 @@ def load_checkpoint(ckpt_dir):
         file = os.path.join(ckpt_dir, name)
         out[key] = paddle.load(file) if os.path.isfile(file) else None
     return out
+
+
+def build_trained_model(cfg):
+    """The config's model with `Global.pretrained_model` loaded, in eval mode (eval/predict/export)."""
+    from ppir.engine.trainer import setup_device
+    from ppir.errors import ConfigError
+    from ppir.models import build_model
+
+    weights = cfg["Global"]["pretrained_model"]
+    if not weights:
+        raise ConfigError("set the weights with -o Global.pretrained_model=PATH "
+                          "(a .pdparams file or a checkpoint dir)")
+    setup_device(cfg["Global"]["device"])
+    model = build_model(cfg)
+    load_weights(model.net, weights)
+    model.net.eval()
+    return model
