@@ -4,3 +4,4 @@ from ppir.registry import Registry
 LOSSES = Registry("loss")
 
 from ppir.losses import pixel_loss  # noqa: E402,F401
+from ppir.losses import fft_loss  # noqa: E402,F401

@@ -51,6 +51,8 @@ class RestorationModel:
         for name, weight, loss_fn in self.losses:
             value = loss_fn(outputs, target)
             parts[name] = value
+            # A composite loss (MSFR: content + FFT) exposes its terms for the log line.
+            parts.update(getattr(loss_fn, "last_parts", {}))
             total = total + weight * value
         return total, parts
 
