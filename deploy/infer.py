@@ -1,0 +1,421 @@
+"""Run an exported ppir model (Paddle Inference or onnxruntime) on an image or a folder of images.
+
+    python deploy/infer.py --model_dir DIR --input noisy.png --output restored.png
+    python deploy/infer.py --model_dir DIR --input noisy_dir/ --output out_dir/ --gt clean_dir/
+    python deploy/infer.py --model_dir DIR --input big.png --output out.png --tile 512 --tile_overlap 32
+    python deploy/infer.py --model_dir DIR --input dir/ --output out/ --benchmark True --cpu_threads 2
+    python deploy/infer.py --model_dir DIR --input dir/ --output out/ --backend onnxruntime
+
+Everything about the model comes from DIR/inference.yml (written by tools/export.py); no training
+config is needed. Boolean flags take True/False values, as TIPC passes them (`--enable_mkldnn=True`).
+See docs/deploy.md.
+"""
+import argparse
+import os
+import shutil
+import sys
+
+if __package__ in (None, ""):  # run as a script: make `ppir` importable from a source checkout
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import numpy as np
+
+import ppir  # noqa: F401  (sets GLOG/OMP defaults before paddle is imported)
+from ppir.errors import ConfigError, DataError, run_cli
+from ppir.utils import inference_io as io
+
+PRECISIONS = ("fp32", "fp16", "bf16")
+
+
+def _paddle_version():
+    import paddle
+
+    return paddle.__version__
+
+
+def onednn_passes_to_delete(version):
+    """IR passes to delete under oneDNN for this Paddle version (reference/paddle_cpu.md §3).
+
+    Paddle 3.3.x (measured on 3.3.1): with PIR + oneDNN, any interpolate (MIRNetV2's and
+    MIMO-UNet's resampling) fails at run() (ConvertPirAttribute2RuntimeAttribute,
+    onednn_instruction.cc:116) unless onednn_placement_pass is deleted, and Conv2D followed by
+    LeakyReLU (MIRNetV2) segfaults in FusedConv2dOp::Build unless
+    conv_activation_onednn_fuse_pass is deleted. 3.0-3.2 have neither bug, and deleting the
+    passes there only costs speed. Newer versions are treated like 3.3 until measured.
+    """
+    parts = version.split(".")
+    try:
+        major, minor = int(parts[0]), int(parts[1])
+    except (IndexError, ValueError):
+        return []
+    if (major, minor) == (0, 0):  # develop builds report 0.0.0
+        major, minor = 99, 0
+    if (major, minor) >= (3, 3):
+        return ["onednn_placement_pass", "conv_activation_onednn_fuse_pass"]
+    return []
+
+
+def default_cpu_threads():
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:
+        return max(1, os.cpu_count() or 1)
+
+
+class Predictor:
+    """An export directory behind one call: `run(x)` with x an NCHW float32 array, returning the
+    NCHW output array. Set-up follows PaddleSeg's deploy/python/infer.py: a base config, then a
+    CPU or GPU (optionally TensorRT) set-up method; or an onnxruntime session."""
+
+    def __init__(self, model_dir, device="cpu", enable_mkldnn=True, cpu_threads=None, precision="fp32",
+                 use_tensorrt=False, backend="paddle", batch_size=1, tune_shapes=None):
+        self.model_dir = model_dir
+        self.spec = io.load_spec(model_dir)
+        self.device = device
+        self.enable_mkldnn = bool(enable_mkldnn) and device == "cpu"
+        self.cpu_threads = int(cpu_threads or default_cpu_threads())
+        self.precision = precision
+        self.use_tensorrt = bool(use_tensorrt) and device == "gpu"
+        self.backend = backend
+        self.batch_size = batch_size
+        self._check_options()
+        if backend == "onnxruntime":
+            self._init_onnxruntime()
+        else:
+            model_file, params_file = io.paddle_model_files(model_dir, self.spec)
+            if self.use_tensorrt and model_file.endswith(".json"):
+                model_file, params_file = self._pir_tensorrt_model(model_file, tune_shapes)
+            config = self._init_base_config(model_file, params_file)
+            if device == "gpu":
+                self._init_gpu_config(config, tune_shapes, legacy=model_file.endswith(".pdmodel"))
+            else:
+                self._init_cpu_config(config)
+            from paddle import inference
+
+            self.predictor = inference.create_predictor(config)
+            self._input = self.predictor.get_input_handle(self.predictor.get_input_names()[0])
+            self._output = self.predictor.get_output_handle(self.predictor.get_output_names()[0])
+
+    def _check_options(self):
+        if self.device not in ("cpu", "gpu"):
+            raise ConfigError(f"--device must be cpu or gpu, got {self.device!r}")
+        if self.backend not in ("paddle", "onnxruntime"):
+            raise ConfigError(f"--backend must be paddle or onnxruntime, got {self.backend!r}")
+        if self.precision not in PRECISIONS:
+            raise ConfigError(f"--precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
+        if self.backend == "onnxruntime" and self.precision != "fp32":
+            raise ConfigError("--backend onnxruntime runs the fp32 ONNX model; use --precision fp32")
+        if self.backend == "paddle" and self.device == "cpu":
+            if self.precision == "fp16":
+                raise ConfigError("--precision fp16 needs --device gpu (Paddle has no fp16 CPU kernels)")
+            if self.precision == "bf16" and not self.enable_mkldnn:
+                raise ConfigError("--precision bf16 on CPU needs --enable_mkldnn True")
+        if self.device == "gpu" and self.precision == "bf16":
+            raise ConfigError("--precision bf16 is a CPU (oneDNN) option; use fp32 or fp16 on GPU")
+        if self.backend == "paddle" and self.device == "gpu":
+            import paddle
+
+            # A CPU build only logs "Please use PaddlePaddle with GPU version" and runs on CPU.
+            if not paddle.is_compiled_with_cuda():
+                raise ConfigError("--device gpu needs a CUDA build of paddlepaddle (paddlepaddle-gpu); "
+                                  f"paddle {paddle.__version__} here is CPU-only")
+
+    # ---- Paddle Inference --------------------------------------------------------------------
+
+    def _init_base_config(self, model_file, params_file):
+        from paddle import inference
+
+        config = inference.Config(model_file, params_file)
+        # PIR pass banners go to std::cout; GLOG_minloglevel does not silence them, this does.
+        config.disable_glog_info()
+        config.switch_ir_optim(True)
+        # No enable_memory_optim(): it fails for every PIR model on Paddle 3.0-3.3
+        # ("Not find predictor_id 0 and pass_name memory_optimize_pass", pass_result_info.h:48).
+        return config
+
+    def _init_cpu_config(self, config):
+        config.disable_gpu()
+        config.set_cpu_math_library_num_threads(self.cpu_threads)
+        if self.enable_mkldnn:
+            # The mkldnn spellings exist on 3.0-3.3; the onednn ones only from 3.1.
+            config.enable_mkldnn()
+            if self.precision == "bf16":
+                config.enable_mkldnn_bfloat16()
+            for name in onednn_passes_to_delete(_paddle_version()):
+                config.delete_pass(name)
+        else:
+            config.disable_mkldnn()  # oneDNN is on by default from Paddle 3.3
+
+    # GPU and TensorRT: untested here (CPU-only machines); needs paddlepaddle-gpu, whose 3.x wheels
+    # are on Paddle's own package index. See docs/deploy.md.
+
+    def _init_gpu_config(self, config, tune_shapes, legacy):
+        """Plain GPU, or TensorRT through Paddle Inference's subgraph engine for a legacy .pdmodel
+        (a PIR model was already converted by `_pir_tensorrt_model`)."""
+        from paddle import inference
+
+        half = inference.PrecisionType.Half
+        precision = half if self.precision == "fp16" else inference.PrecisionType.Float32
+        if not (self.use_tensorrt and legacy):
+            config.enable_use_gpu(256, 0, inference.PrecisionType.Float32 if self.use_tensorrt else precision)
+            return
+        config.enable_use_gpu(256, 0)
+        shape_file = os.path.join(self.model_dir, io.SHAPE_RANGE_FILE)
+        if not os.path.isfile(shape_file):
+            if not tune_shapes:
+                raise ConfigError(f"TensorRT needs {shape_file}; pass the input shapes to collect it")
+            self._collect_shape_range(shape_file, tune_shapes)
+        config.enable_tensorrt_engine(workspace_size=1 << 30, max_batch_size=self.batch_size,
+                                      min_subgraph_size=3, precision_mode=precision,
+                                      use_static=False, use_calib_mode=False)
+        # allow_build_at_runtime=True: a shape outside the collected range rebuilds the engine
+        # instead of failing.
+        config.enable_tuned_tensorrt_dynamic_shape(shape_file, True)
+
+    def _collect_shape_range(self, shape_file, shapes):
+        """Run each input shape once on plain GPU with shape collection on (PaddleSeg's auto-tune)."""
+        from paddle import inference
+
+        config = self._init_base_config(*io.paddle_model_files(self.model_dir, self.spec))
+        config.enable_use_gpu(256, 0)
+        config.collect_shape_range_info(shape_file)
+        predictor = inference.create_predictor(config)
+        handle = predictor.get_input_handle(predictor.get_input_names()[0])
+        for shape in sorted(set(tuple(s) for s in shapes)):
+            handle.reshape(list(shape))
+            handle.copy_from_cpu(np.zeros(shape, dtype=np.float32))
+            predictor.run()
+
+    def _pir_tensorrt_model(self, model_file, tune_shapes):
+        """TensorRT for a PIR (.json) model: Paddle 3.x applies `enable_tensorrt_engine` to legacy
+        .pdmodel files only; a PIR model is converted once with `paddle.tensorrt.export.convert`
+        into DIR/trt_<precision>/, with a dynamic-shape range covering every shape in
+        `tune_shapes` (widened and re-converted when later inputs fall outside it)."""
+        import yaml
+
+        cache = os.path.join(self.model_dir, f"trt_{self.precision}")
+        record = os.path.join(cache, "shape_range.yml")
+        prefix = os.path.join(cache, "inference")
+        shapes = [tuple(int(d) for d in s) for s in (tune_shapes or ())]
+        cached = None
+        if os.path.isfile(record) and os.path.isfile(prefix + ".json"):
+            with open(record) as f:
+                cached = yaml.safe_load(f)
+        if not shapes and cached is None:
+            raise ConfigError(f"TensorRT needs the input shapes once to build {cache}")
+        if cached:
+            shapes += [tuple(cached["min"]), tuple(cached["max"])]
+        low = tuple(min(s[i] for s in shapes) for i in range(4))
+        high = tuple(max(s[i] for s in shapes) for i in range(4))
+        if cached is None or tuple(cached["min"]) != low or tuple(cached["max"]) != high:
+            from paddle.tensorrt.export import Input, PrecisionMode, TensorRTConfig, convert
+
+            shutil.rmtree(cache, ignore_errors=True)
+            os.makedirs(cache)
+            spec_input = Input(min_input_shape=low, optim_input_shape=high, max_input_shape=high,
+                               input_range=tuple(float(v) for v in self.spec["value_range"]),
+                               name=self.spec["input_name"])
+            mode = PrecisionMode.FP16 if self.precision == "fp16" else PrecisionMode.FP32
+            convert(os.path.splitext(model_file)[0],
+                    TensorRTConfig(inputs=[spec_input], precision_mode=mode, save_model_dir=prefix))
+            with open(record, "w") as f:
+                yaml.safe_dump({"min": list(low), "max": list(high)}, f)
+        return prefix + ".json", prefix + ".pdiparams"
+
+    # ---- onnxruntime -------------------------------------------------------------------------
+
+    def _init_onnxruntime(self):
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = self.cpu_threads
+        options.inter_op_num_threads = 1
+        options.log_severity_level = 3  # paddle2onnx leaves unused initializers; ORT warns per tensor
+        providers = ["CPUExecutionProvider"]
+        if self.device == "gpu":
+            if "CUDAExecutionProvider" not in ort.get_available_providers():
+                raise ConfigError("--device gpu with onnxruntime needs onnxruntime-gpu (CUDAExecutionProvider)")
+            providers.insert(0, "CUDAExecutionProvider")
+        self.session = ort.InferenceSession(io.onnx_model_file(self.model_dir, self.spec), options,
+                                            providers=providers)
+        self._ort_input = self.session.get_inputs()[0].name
+
+    # ---- running -----------------------------------------------------------------------------
+
+    def run(self, x):
+        x = np.ascontiguousarray(x, dtype=np.float32)
+        if x.ndim != 4 or x.shape[1] != int(self.spec["in_channels"]):
+            raise DataError(f"model input must be N x {self.spec['in_channels']} x H x W, got {list(x.shape)}")
+        if self.backend == "onnxruntime":
+            return self.session.run(None, {self._ort_input: x})[0]
+        self._input.reshape(list(x.shape))
+        self._input.copy_from_cpu(x)
+        self.predictor.run()
+        return self._output.copy_to_cpu()
+
+    def config_status(self):
+        """The Conf-info values of the benchmark report."""
+        return {
+            "runtime_device": self.device,
+            "ir_optim": self.backend == "paddle" or None,
+            "enable_memory_optim": False,
+            "enable_tensorrt": self.use_tensorrt,
+            "enable_mkldnn": self.enable_mkldnn if self.backend == "paddle" else None,
+            "cpu_math_library_num_threads": self.cpu_threads,
+        }
+
+
+# ---- command line ----------------------------------------------------------------------------
+
+def str2bool(text):
+    value = str(text).strip().lower()
+    if value in ("true", "1", "yes"):
+        return True
+    if value in ("false", "0", "no"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected True or False, got {text!r}")
+
+
+def parse_args(argv):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model_dir", required=True, help="export directory (tools/export.py --save_dir)")
+    parser.add_argument("--input", required=True, help="an image file or a folder of images")
+    parser.add_argument("--mask", default=None, help="mask file or folder, for models whose inference.yml has a mask")
+    parser.add_argument("--output", required=True, help="an image file (one input) or a folder")
+    parser.add_argument("--gt", default=None, help="ground truth file or folder: prints PSNR/SSIM")
+    parser.add_argument("--device", default="cpu", choices=("cpu", "gpu"))
+    parser.add_argument("--enable_mkldnn", type=str2bool, default=True, help="oneDNN on CPU (default True)")
+    parser.add_argument("--cpu_threads", type=int, default=None, help="default: all cores of this process")
+    parser.add_argument("--precision", default="fp32", choices=PRECISIONS)
+    parser.add_argument("--use_tensorrt", type=str2bool, default=False)
+    parser.add_argument("--batch_size", type=int, default=1, help="images of equal size run together")
+    parser.add_argument("--tile", type=int, default=None,
+                        help="tile size for large images (default: inference.yml tile; 0 = whole image)")
+    parser.add_argument("--tile_overlap", type=int, default=None, help="default: inference.yml tile_overlap")
+    parser.add_argument("--benchmark", type=str2bool, default=False, help="print the AutoLog-format report")
+    parser.add_argument("--backend", default="paddle", choices=("paddle", "onnxruntime"))
+    args = parser.parse_args(argv)
+    if args.batch_size < 1:
+        parser.error(f"--batch_size must be >= 1, got {args.batch_size}")
+    if args.cpu_threads is not None and args.cpu_threads < 1:
+        parser.error(f"--cpu_threads must be >= 1, got {args.cpu_threads}")
+    return args
+
+
+def group_by_size(items):
+    """Split loaded items into runs of equal H x W (only those can share a batch)."""
+    groups = []
+    for item in items:
+        if groups and groups[-1][0]["image"].shape == item["image"].shape:
+            groups[-1].append(item)
+        else:
+            groups.append([item])
+    return groups
+
+
+def model_input_shapes(chw, batch_size, tile, multiple):
+    """The NCHW shapes the model will see for one image of shape `chw` (for TensorRT tuning)."""
+    c, h, w = chw
+    h, w = -(-h // multiple) * multiple, -(-w // multiple) * multiple
+    if tile:
+        h, w = min(tile, h), min(tile, w)
+    return {(b, c, h, w) for b in sorted({1, batch_size})}
+
+
+def build_metrics(spec):
+    from ppir.metrics import build_metrics as build
+
+    return build(spec.get("metrics") or [{"name": "PSNR"}, {"name": "SSIM"}], where="inference.yml metrics")
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    from ppir.data.image_io import read_image, write_image
+    from ppir.utils.tiling import tiled_forward
+
+    spec = io.load_spec(args.model_dir)
+    if args.mask and not spec.get("mask"):
+        raise DataError(f"--mask given, but the model in {args.model_dir} takes no mask (inference.yml mask: null)")
+    if spec.get("mask") and not args.mask:
+        raise DataError(f"the model in {args.model_dir} needs a mask: pass --mask (inference.yml mask: {spec['mask']})")
+    tile = spec.get("tile") if args.tile is None else args.tile
+    overlap = spec.get("tile_overlap", 32) if args.tile_overlap is None else args.tile_overlap
+    multiple = int(spec["pad_multiple"] or 1)
+    if tile and (tile % multiple or not 0 <= overlap < tile):
+        raise ConfigError(f"--tile {tile} must be a multiple of {multiple} and larger than --tile_overlap {overlap}")
+
+    inputs = io.list_inputs(args.input)
+    outputs = io.output_paths(inputs, args.output)
+    masks = io.match_files(inputs, args.mask, "--mask") if args.mask else [None] * len(inputs)
+    gts = io.match_files(inputs, args.gt, "--gt") if args.gt else [None] * len(inputs)
+    metrics = build_metrics(spec) if args.gt else []
+
+    def load(i):
+        img = read_image(inputs[i])
+        mask = io.read_mask(masks[i]) if masks[i] else None
+        if mask is not None and mask.shape[:2] != img.shape[:2]:
+            raise DataError(f"mask {masks[i]} is {mask.shape[1]}x{mask.shape[0]}, image {inputs[i]} is "
+                            f"{img.shape[1]}x{img.shape[0]}")
+        return {"index": i, "image": io.preprocess(img, spec, mask)}
+
+    tune_shapes = None
+    if args.use_tensorrt and args.device == "gpu":
+        tune_shapes = set()
+        for i in range(len(inputs)):
+            tune_shapes |= model_input_shapes(load(i)["image"].shape, args.batch_size, tile, multiple)
+    predictor = Predictor(args.model_dir, device=args.device, enable_mkldnn=args.enable_mkldnn,
+                          cpu_threads=args.cpu_threads, precision=args.precision,
+                          use_tensorrt=args.use_tensorrt, backend=args.backend,
+                          batch_size=args.batch_size, tune_shapes=tune_shapes)
+
+    def forward(x):
+        return tiled_forward(predictor.run, x, tile=tile, overlap=overlap, multiple=multiple,
+                             pad_mode=spec.get("pad_mode", "reflect"))
+
+    logger = None
+    if args.benchmark:
+        from ppir.utils.benchmark_log import AutoLogger
+
+        forward(load(0)["image"][None])  # warm-up: oneDNN primitives / TensorRT engines are built here
+        logger = AutoLogger(spec["model_name"], args.precision, batch_size=args.batch_size,
+                            data_shape="dynamic", inference_config=predictor.config_status())
+
+    scores = {m.name: [] for m in metrics}
+    for start in range(0, len(inputs), args.batch_size):
+        if logger:
+            logger.times.start()
+        items = [load(i) for i in range(start, min(start + args.batch_size, len(inputs)))]
+        if logger:
+            logger.times.stamp()
+        results = []
+        for group in group_by_size(items):
+            outs = forward(np.stack([item["image"] for item in group]))
+            results.extend(zip(group, outs))
+        if logger:
+            logger.times.stamp()
+        restored = []
+        for item, out in results:
+            restored.append((item["index"], io.postprocess(out, spec)))
+            write_image(outputs[item["index"]], restored[-1][1])
+        if logger:
+            logger.times.end(stamp=True)
+        for i, img in restored:  # scoring is not part of the timed postprocess
+            if gts[i]:
+                gt = read_image(gts[i])
+                if gt.shape != img.shape:
+                    raise DataError(f"--gt {gts[i]} is {gt.shape[1]}x{gt.shape[0]}, but the result for "
+                                    f"{inputs[i]} is {img.shape[1]}x{img.shape[0]}")
+                values = {m.name: m(img, gt) for m in metrics}
+                for name, value in values.items():
+                    scores[name].append(value)
+                print(f"{os.path.basename(inputs[i])}  " + "  ".join(f"{k}: {v:.4f}" for k, v in values.items()))
+    if metrics:
+        print(f"mean over {len(inputs)} images  " + "  ".join(f"{k}: {np.mean(v):.4f}" for k, v in scores.items()))
+    print(f"wrote {len(inputs)} image(s) to {args.output}")
+    if logger:
+        logger.report()
+    return 0
+
+
+if __name__ == "__main__":
+    run_cli(main)

@@ -1,0 +1,173 @@
+"""What an export directory holds, and the host-side pre/post-processing around an exported model.
+
+`tools/export.py` writes the directory and `deploy/infer.py` reads it; both use this module, so
+the two sides cannot drift apart. An export directory holds
+
+    inference.json + inference.pdiparams   the static model (Paddle 3 PIR; a legacy
+                                           inference.pdmodel is read too)
+    inference.onnx                         optional, from `tools/export.py --onnx`
+    inference.yml                          everything a predictor needs to feed the model
+    shape_range_info.pbtxt, trt_fp*/        TensorRT caches deploy/infer.py adds on a GPU
+
+`inference.yml` is written last and removed first when an export is replaced, so a directory
+with an inference.yml always holds a complete, verified export.
+"""
+import os
+
+import numpy as np
+import yaml
+
+from ppir.errors import DataError, ExportError
+
+SPEC_FILE = "inference.yml"
+PARAMS_FILE = "inference.pdiparams"
+MODEL_FILES = ("inference.json", "inference.pdmodel")  # PIR (Paddle >= 3.0) first, then legacy
+ONNX_FILE = "inference.onnx"
+SHAPE_RANGE_FILE = "shape_range_info.pbtxt"
+# Every file an export may leave in its directory (the directory may also hold checkpoints).
+EXPORT_FILES = MODEL_FILES + (PARAMS_FILE, "inference.pdiparams.info", ONNX_FILE, SHAPE_RANGE_FILE,
+                              SPEC_FILE)
+# TensorRT builds deploy/infer.py caches next to a PIR export; stale once the model changes.
+CACHE_DIRS = ("trt_fp32", "trt_fp16")
+REQUIRED_KEYS = ("model_name", "in_channels", "out_channels", "value_range", "color_order", "layout",
+                 "pad_multiple", "pad_mode", "mask", "input_name")
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
+
+
+def load_spec(model_dir):
+    """Read and check `<model_dir>/inference.yml`; ExportError names the missing file or key."""
+    if not os.path.isdir(model_dir):
+        raise ExportError(f"model dir not found: {model_dir}")
+    path = os.path.join(model_dir, SPEC_FILE)
+    if not os.path.isfile(path):
+        raise ExportError(f"not an export directory (missing {SPEC_FILE}): {path}")
+    try:
+        with open(path, encoding="utf-8") as f:
+            spec = yaml.safe_load(f)
+    except yaml.YAMLError as exc:
+        raise ExportError(f"cannot parse {path}: {exc}") from None
+    if not isinstance(spec, dict):
+        raise ExportError(f"{path}: expected a mapping")
+    missing = [k for k in REQUIRED_KEYS if k not in spec]
+    if missing:
+        raise ExportError(f"{path}: missing key(s) {', '.join(missing)}")
+    if spec["layout"] != "NCHW":
+        raise ExportError(f"{path}: layout {spec['layout']!r} is not supported (expected NCHW)")
+    return spec
+
+
+def paddle_model_files(model_dir, spec=None):
+    """(model file, params file) of the static model; ExportError names the missing file."""
+    names = [spec["model_file"]] if spec and spec.get("model_file") else list(MODEL_FILES)
+    model_file = next((os.path.join(model_dir, n) for n in names
+                       if os.path.isfile(os.path.join(model_dir, n))), None)
+    if model_file is None:
+        raise ExportError(f"export is incomplete: missing {' or '.join(os.path.join(model_dir, n) for n in names)}")
+    params_file = os.path.join(model_dir, (spec or {}).get("params_file") or PARAMS_FILE)
+    if not os.path.isfile(params_file):
+        raise ExportError(f"export is incomplete: missing {params_file}")
+    return model_file, params_file
+
+
+def onnx_model_file(model_dir, spec=None):
+    path = os.path.join(model_dir, (spec or {}).get("onnx_file") or ONNX_FILE)
+    if not os.path.isfile(path):
+        raise ExportError(f"missing {path}; export with `tools/export.py --onnx` to use onnxruntime")
+    return path
+
+
+def image_channels(spec):
+    """Channels of the image part of the input (the rest, if any, is the mask)."""
+    return int(spec["in_channels"]) - mask_channels(spec)
+
+
+def mask_channels(spec):
+    mask = spec.get("mask")
+    return int(mask.get("channels", 1)) if isinstance(mask, dict) else 0
+
+
+# ---- files -----------------------------------------------------------------------------------
+
+def is_image_file(path):
+    return path.lower().endswith(IMAGE_EXTENSIONS)
+
+
+def list_inputs(path, what="--input"):
+    """One image file, or the sorted images of a folder; DataError if there are none."""
+    if os.path.isfile(path):
+        return [path]
+    if os.path.isdir(path):
+        files = sorted(os.path.join(path, n) for n in os.listdir(path) if is_image_file(n))
+        if not files:
+            raise DataError(f"{what}: no images in folder {path}")
+        return files
+    raise DataError(f"{what}: no such file or folder: {path}")
+
+
+def match_files(inputs, path, what):
+    """The file in `path` (a file, or a folder searched by name then by stem) for every input."""
+    if os.path.isfile(path):
+        if len(inputs) != 1:
+            raise DataError(f"{what}: {path} is one file but --input has {len(inputs)} images; give a folder")
+        return [path]
+    if not os.path.isdir(path):
+        raise DataError(f"{what}: no such file or folder: {path}")
+    by_stem = {}
+    for name in sorted(os.listdir(path)):
+        if is_image_file(name):
+            by_stem.setdefault(os.path.splitext(name)[0], name)
+    matched = []
+    for src in inputs:
+        name = os.path.basename(src)
+        if os.path.isfile(os.path.join(path, name)):
+            matched.append(os.path.join(path, name))
+        elif os.path.splitext(name)[0] in by_stem:
+            matched.append(os.path.join(path, by_stem[os.path.splitext(name)[0]]))
+        else:
+            raise DataError(f"{what}: no file for input {name} in {path}")
+    return matched
+
+
+def output_paths(inputs, output):
+    """Where each result goes: `output` itself for one input and an image-file name, else
+    `<output>/<input stem>.png` (PNG, so saving adds no second loss)."""
+    if len(inputs) == 1 and is_image_file(output) and not os.path.isdir(output):
+        paths = [output]
+    else:
+        paths = [os.path.join(output, os.path.splitext(os.path.basename(p))[0] + ".png") for p in inputs]
+        dupes = sorted({p for p in paths if paths.count(p) > 1})
+        if dupes:
+            raise DataError(f"--output: two inputs would both be written to {dupes[0]}")
+    sources = {os.path.realpath(p) for p in inputs}
+    for p in paths:
+        if os.path.realpath(p) in sources:
+            raise DataError(f"--output: refusing to overwrite the input image {p}")
+    return paths
+
+
+# ---- arrays ----------------------------------------------------------------------------------
+
+def preprocess(img, spec, mask=None):
+    """HWC float [0, 1] RGB image (+ HW1 mask) -> CHW float32 in the model's value range."""
+    if img.ndim != 3 or img.shape[2] != image_channels(spec):
+        raise DataError(f"image has shape {list(img.shape)}; the model takes {image_channels(spec)} channels")
+    low, high = (float(v) for v in spec["value_range"])
+    x = img.astype(np.float32) * np.float32(high - low) + np.float32(low)
+    if mask is not None:
+        x = np.concatenate([x, mask.astype(np.float32)], axis=2)
+    return np.ascontiguousarray(x.transpose(2, 0, 1))
+
+
+def postprocess(out, spec):
+    """CHW model output -> HWC float32 in [0, 1] (clipped to the model's value range)."""
+    low, high = (float(v) for v in spec["value_range"])
+    img = (np.clip(out, low, high) - low) / (high - low)
+    return np.ascontiguousarray(img.transpose(1, 2, 0).astype(np.float32))
+
+
+def read_mask(path):
+    """A mask file as HW1 float32 in {0, 1} (threshold 0.5); inference.yml `mask` says what 1 means."""
+    from ppir.data.image_io import read_image
+
+    mask = read_image(path)[:, :, :1]
+    return (mask > 0.5).astype(np.float32)

@@ -1,0 +1,232 @@
+"""Export a trained network as a static inference model, and prove the export right.
+
+    python tools/export.py -c configs/mirnetv2_sidd.yml -o Global.pretrained_model=W --save_dir DIR
+    python tools/export.py -c CFG -o Global.pretrained_model=W --save_dir DIR --onnx [--opset 13]
+
+Writes DIR/inference.json + inference.pdiparams (Paddle 3 PIR format), DIR/inference.yml (what
+deploy/infer.py needs: channels, value range, pad multiple, mask, suggested tile, metrics) and,
+with --onnx, DIR/inference.onnx. Before anything lands in DIR, the saved model is run with Paddle
+Inference through deploy/infer.py's Predictor (oneDNN on and off) and, with --onnx, with
+onnxruntime, on a square and a non-square input; every output must match the dygraph network to
+--atol (max abs diff), else the export fails with exit code 2 and DIR is left as it was.
+
+DIR may already hold other files (TIPC exports next to the checkpoints); only the export files are
+replaced. inference.yml is removed first and written last, so a directory holding an
+inference.yml always holds a complete, verified export.
+"""
+import argparse
+import os
+import shutil
+import sys
+import tempfile
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # for `deploy`
+
+import numpy as np
+import yaml
+
+import ppir  # noqa: F401  (sets GLOG/OMP defaults before paddle is imported)
+from ppir.config import add_config_arguments, config_from_args
+from ppir.errors import CheckpointError, ExportError, run_cli
+from ppir.utils import inference_io as io
+
+CHECK_SIZES = ((64, 64), (48, 80))  # (H, W), rounded up to the model's pad multiple
+DEFAULT_ATOL = 1e-5
+
+
+def parse_args(argv):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_config_arguments(parser)
+    parser.add_argument("--save_dir", required=True, help="directory for the exported files")
+    parser.add_argument("--onnx", action="store_true", help="also write inference.onnx (paddle2onnx)")
+    parser.add_argument("--opset", type=int, default=13, help="ONNX opset (default 13)")
+    parser.add_argument("--atol", type=float, default=DEFAULT_ATOL,
+                        help=f"max abs difference allowed against dygraph (default {DEFAULT_ATOL})")
+    parser.add_argument("--allow_random", action="store_true",
+                        help="export untrained (seeded random) weights when Global.pretrained_model is unset")
+    return parser.parse_args(argv)
+
+
+def check_inputs(spec, seed=0):
+    """Deterministic model inputs: one square and one non-square, values in the model's range."""
+    rng = np.random.default_rng(seed)
+    low, high = spec["value_range"]
+    multiple = int(spec["pad_multiple"] or 1)
+    n_image, n_mask = io.image_channels(spec), io.mask_channels(spec)
+    inputs = []
+    for h, w in CHECK_SIZES:
+        h, w = -(-h // multiple) * multiple, -(-w // multiple) * multiple
+        x = rng.uniform(low, high, size=(1, n_image, h, w)).astype(np.float32)
+        if n_mask:
+            x = np.concatenate([x, (rng.random((1, n_mask, h, w)) > 0.5).astype(np.float32)], axis=1)
+        inputs.append(x)
+    return inputs
+
+
+def compare(run, inputs, references, atol, what):
+    """Max abs diff of `run` against the dygraph references; ExportError beyond `atol`."""
+    worst = 0.0
+    for x, ref in zip(inputs, references):
+        out = run(x)
+        if out.shape != ref.shape:
+            raise ExportError(f"{what}: output shape {list(out.shape)} != dygraph {list(ref.shape)} "
+                              f"for input {list(x.shape)}")
+        diff = float(np.abs(out.astype(np.float64) - ref).max())
+        if not diff <= atol:  # also catches NaN
+            raise ExportError(f"{what} differs from dygraph: max abs diff {diff:.3g} > {atol:g} "
+                              f"on input {list(x.shape)}; the export was not written")
+        worst = max(worst, diff)
+    return worst
+
+
+def save_static(layer, in_channels, prefix):
+    import paddle
+    from paddle.static import InputSpec
+
+    static = paddle.jit.to_static(layer, input_spec=[InputSpec([None, in_channels, None, None], "float32", "x")],
+                                  full_graph=True)
+    paddle.jit.save(static, prefix)
+
+
+def save_onnx(tmp_dir, model_file, params_file, opset):
+    """paddle2onnx the static model; returns the opset actually written."""
+    import onnx
+    import paddle2onnx
+
+    path = os.path.join(tmp_dir, io.ONNX_FILE)
+    try:
+        # optimize_tool="None": the default ("polygraphy") sets POLYGRAPHY_AUTOINSTALL_DEPS=1 and
+        # pip-installs onnx_graphsurgeon and sympy at run time (paddle2onnx 2.1.0), and its
+        # "onnxoptimizer" option names a pass that does not exist (eliminate_nop_cast), so it
+        # silently falls back to the raw model anyway. onnxruntime folds constants itself.
+        paddle2onnx.export(model_file, params_file, path, opset_version=opset, auto_upgrade_opset=True,
+                           enable_onnx_checker=True, optimize_tool="None")
+    except Exception as exc:  # paddle2onnx raises assorted types, some after logging
+        raise ExportError(f"paddle2onnx failed on {model_file}: {exc.__class__.__name__}: {exc}") from None
+    if not os.path.isfile(path):
+        raise ExportError(f"paddle2onnx wrote no {io.ONNX_FILE} for {model_file} (see its log above)")
+    model = onnx.load(path, load_external_data=False)
+    return max(op.version for op in model.opset_import if op.domain in ("", "ai.onnx"))
+
+
+def build_spec(cfg, model, args, output_name, checks, opset):
+    import paddle
+
+    spec = {
+        "model_name": cfg["Model"]["network"]["name"],
+        "network": {k: v for k, v in cfg["Model"]["network"].items() if k != "name"},
+        "model_file": "inference.json",
+        "params_file": io.PARAMS_FILE,
+        "onnx_file": io.ONNX_FILE if args.onnx else None,
+        "input_name": "x",
+        "output_name": output_name,
+    }
+    spec.update(model.io_spec())
+    export_cfg = cfg.get("Export") or {}
+    spec["tile"] = export_cfg.get("tile")
+    spec["tile_overlap"] = export_cfg.get("tile_overlap", 32)
+    spec["metrics"] = (cfg.get("Eval") or {}).get("metrics") or [{"name": "PSNR"}, {"name": "SSIM"}]
+    spec["export"] = {
+        "config": cfg.get("_config_path"),
+        "weights": cfg["Global"]["pretrained_model"],
+        "paddle_version": paddle.__version__,
+        "onnx_opset": opset,
+        "check_atol": args.atol,
+        "max_abs_diff": checks,
+    }
+    return spec
+
+
+def commit(tmp_dir, save_dir):
+    """Move the verified files from tmp_dir into save_dir; inference.yml goes last."""
+    spec_path = os.path.join(save_dir, io.SPEC_FILE)
+    if os.path.exists(spec_path):
+        os.remove(spec_path)
+    for name in io.EXPORT_FILES:
+        if name == io.SPEC_FILE:
+            continue
+        src, dst = os.path.join(tmp_dir, name), os.path.join(save_dir, name)
+        if os.path.exists(src):
+            os.replace(src, dst)
+        elif os.path.exists(dst):  # stale: an old ONNX file or TensorRT shapes of the old model
+            os.remove(dst)
+    for name in io.CACHE_DIRS:  # TensorRT engines built from the old weights
+        shutil.rmtree(os.path.join(save_dir, name), ignore_errors=True)
+    os.replace(os.path.join(tmp_dir, io.SPEC_FILE), spec_path)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    cfg = config_from_args(args)
+    weights = cfg["Global"]["pretrained_model"]
+    if not weights and not args.allow_random:
+        raise CheckpointError("no weights to export: pass -o Global.pretrained_model=PATH "
+                              "(or --allow_random to export untrained weights)")
+    import paddle
+
+    from deploy.infer import Predictor
+    from ppir.engine.checkpoint import load_weights
+    from ppir.models import build_model
+
+    paddle.set_device("cpu")
+    paddle.seed(int(cfg["Global"].get("seed") or 0))
+    model = build_model(cfg)
+    if weights:
+        load_weights(model.net, weights)
+    else:
+        print("warning: Global.pretrained_model is not set; exporting random weights", file=sys.stderr)
+    layer = model.export_module()
+    layer.eval()
+    io_spec = model.io_spec()
+    inputs = check_inputs(io_spec)
+    with paddle.no_grad():  # before to_static, which replaces the layer's forward
+        references = [layer(paddle.to_tensor(x)).numpy().astype(np.float64) for x in inputs]
+
+    save_dir = args.save_dir
+    created = not os.path.isdir(save_dir)
+    os.makedirs(save_dir, exist_ok=True)
+    tmp_dir = tempfile.mkdtemp(prefix=".export-", dir=save_dir)
+    committed = False
+    try:
+        save_static(layer, int(io_spec["in_channels"]), os.path.join(tmp_dir, "inference"))
+        model_file, params_file = io.paddle_model_files(tmp_dir)
+        # A provisional spec lets the deploy Predictor load the temp dir exactly as users will.
+        draft = {**build_spec(cfg, model, args, None, {}, None), "onnx_file": None}
+        with open(os.path.join(tmp_dir, io.SPEC_FILE), "w", encoding="utf-8") as f:
+            yaml.safe_dump(draft, f, sort_keys=False)
+        checks = {}
+        for onednn in (True, False):
+            predictor = Predictor(tmp_dir, device="cpu", enable_mkldnn=onednn)
+            what = f"Paddle Inference (CPU, oneDNN {'on' if onednn else 'off'})"
+            checks[f"paddle_inference_onednn_{'on' if onednn else 'off'}"] = compare(
+                predictor.run, inputs, references, args.atol, what)
+        output_name = predictor.predictor.get_output_names()[0]
+        opset = None
+        if args.onnx:
+            opset = save_onnx(tmp_dir, model_file, params_file, args.opset)
+            with open(os.path.join(tmp_dir, io.SPEC_FILE), "w", encoding="utf-8") as f:
+                yaml.safe_dump({**draft, "onnx_file": io.ONNX_FILE}, f, sort_keys=False)
+            predictor = Predictor(tmp_dir, backend="onnxruntime")
+            checks["onnxruntime"] = compare(predictor.run, inputs, references, args.atol, "onnxruntime")
+        spec = build_spec(cfg, model, args, output_name, {k: float(f"{v:.3g}") for k, v in checks.items()},
+                          opset)
+        with open(os.path.join(tmp_dir, io.SPEC_FILE), "w", encoding="utf-8") as f:
+            f.write("# Written by tools/export.py; deploy/infer.py reads only this directory.\n")
+            yaml.safe_dump(spec, f, sort_keys=False, default_flow_style=None)
+        commit(tmp_dir, save_dir)
+        committed = True
+    finally:
+        shutil.rmtree(tmp_dir, ignore_errors=True)
+        if created and not committed and not os.listdir(save_dir):
+            os.rmdir(save_dir)
+
+    files = [n for n in io.EXPORT_FILES if os.path.exists(os.path.join(save_dir, n))]
+    print(f"exported {spec['model_name']} to {save_dir}: {', '.join(files)}")
+    sizes = " and ".join("x".join(str(d) for d in x.shape) for x in inputs)
+    for name, diff in checks.items():
+        print(f"check {name}: max abs diff {diff:.3g} vs dygraph on {sizes} (atol {args.atol:g})")
+    return 0
+
+
+if __name__ == "__main__":
+    run_cli(main)
