@@ -105,3 +105,20 @@ print(load_config(sys.argv[1])['Model']['network']['name'])" "${cfg}" 2> /dev/nu
     printf '%s tools/convert_weights.py --arch %s --src <official checkpoint> --dst %s\n' \
         "${python}" "${arch:-<NETWORK>}" "${weights}"
 }
+
+# Check the CONFIG and MODE arguments, set FILENAME to the config's absolute path and cd to the
+# repository root (every path in a config is relative to it). Returns 2 with a one-line error.
+function func_enter_repo() {
+    local config=$1 mode=$2
+    case "${mode}" in
+        lite_train_lite_infer|lite_train_whole_infer|whole_train_whole_infer|whole_infer) ;;
+        *) echo "error: unknown MODE '${mode}' (lite_train_lite_infer | lite_train_whole_infer |" \
+                "whole_train_whole_infer | whole_infer)" >&2; return 2 ;;
+    esac
+    if [[ ! -f "${config}" ]]; then
+        echo "error: config file not found: ${config}" >&2
+        return 2
+    fi
+    FILENAME=$(realpath "${config}")
+    cd "$(dirname "${BASH_SOURCE[0]}")/.." || return 2
+}

@@ -13,20 +13,9 @@ if [[ $# -lt 2 ]]; then
     echo "usage: bash test_tipc/prepare.sh CONFIG MODE" >&2
     exit 2
 fi
-FILENAME=$1
 MODE=$2
-case "${MODE}" in
-    lite_train_lite_infer|lite_train_whole_infer|whole_train_whole_infer|whole_infer) ;;
-    *) echo "error: unknown MODE '${MODE}' (lite_train_lite_infer | lite_train_whole_infer |" \
-            "whole_train_whole_infer | whole_infer)" >&2; exit 2 ;;
-esac
-if [[ ! -f "${FILENAME}" ]]; then
-    echo "error: config file not found: ${FILENAME}" >&2
-    exit 2
-fi
-FILENAME=$(realpath "${FILENAME}")
-cd "$(dirname "${BASH_SOURCE[0]}")/.." || exit 2
-source test_tipc/common_func.sh
+source "$(dirname "${BASH_SOURCE[0]}")/common_func.sh"
+func_enter_repo "$1" "${MODE}" || exit 2
 export GLOG_minloglevel=${GLOG_minloglevel:-2}
 
 func_read_config "${FILENAME}"

@@ -14,22 +14,10 @@ if [[ $# -lt 2 ]]; then
     echo "${usage}" >&2
     exit 2
 fi
-FILENAME=$1
 MODE=$2
 GPUID=$3
-case "${MODE}" in
-    lite_train_lite_infer|lite_train_whole_infer|whole_train_whole_infer|whole_infer) ;;
-    *) echo "error: unknown MODE '${MODE}'" >&2; echo "${usage}" >&2; exit 2 ;;
-esac
-if [[ ! -f "${FILENAME}" ]]; then
-    echo "error: config file not found: ${FILENAME}" >&2
-    exit 2
-fi
-
-# Every path in a config is relative to the repository root.
-FILENAME=$(realpath "${FILENAME}")
-cd "$(dirname "${BASH_SOURCE[0]}")/.." || exit 2
-source test_tipc/common_func.sh
+source "$(dirname "${BASH_SOURCE[0]}")/common_func.sh"
+func_enter_repo "$1" "${MODE}" || { echo "${usage}" >&2; exit 2; }
 
 # Quiet glog INFO spam and keep Paddle eager at one OpenMP thread (two is 2.5x slower on small CPUs,
 # reference/paddle_cpu.md §8); a caller's own settings win.
