@@ -71,13 +71,14 @@ def test_non_finite_steps_are_skipped_then_the_run_stops(tmp_path, demo_denoise,
 
 
 def test_dying_worker_fails_the_launch_and_auto_resume_recovers(tmp_path, demo_denoise):
-    """One of 2 ranks is killed: the launcher exits non-zero; relaunching with --auto_resume finishes."""
+    """One of 2 ranks is killed: the launcher exits non-zero; relaunching with --auto_resume finishes
+    with the weights of an uninterrupted 2-process run."""
     out = tmp_path / "dist"
 
-    def launch(*extra, env=None):
+    def launch(*extra, env=None, target=out):
         cmd = [sys.executable, "-m", "paddle.distributed.launch", "--nproc_per_node", "2",
                "--log_dir", str(tmp_path / "log"), "tools/train.py", "-c", DEMO_CFG, "-o",
-               *tiny_overrides(demo_denoise, out, 4), *extra]
+               *tiny_overrides(demo_denoise, target, 4), *extra]
         return subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300,
                               env=dict(os.environ, **(env or {})))
 
@@ -89,3 +90,5 @@ def test_dying_worker_fails_the_launch_and_auto_resume_recovers(tmp_path, demo_d
     assert res.returncode == 0, log[-3000:]
     assert "at iteration 2" in log and "weights identical on all 2 ranks: True" in log
     assert os.readlink(out / "latest") == "iter_4"
+    assert launch(target=tmp_path / "straight").returncode == 0
+    assert_same_weights(tmp_path / "straight" / "latest", out / "latest")

@@ -81,3 +81,31 @@ def test_two_process_launch_keeps_ranks_identical(tmp_path, demo_denoise):
     assert "weights identical on all 2 ranks: True" in logs
     assert "x2" in logs  # the run knew it had two processes
     assert os.readlink(out / "latest") == "iter_2"
+
+
+def test_ema_weights_are_saved_and_resumed(tmp_path, demo_denoise):
+    """With EMA on, checkpoints carry ema.pdparams and a resumed run ends with the same EMA weights."""
+    straight, resumed = tmp_path / "straight", tmp_path / "resumed"
+    train(demo_denoise, straight, "EMA.enable=True", "EMA.decay=0.9", iters=4)
+    train(demo_denoise, resumed, "EMA.enable=True", "EMA.decay=0.9", iters=2)
+    train(demo_denoise, resumed, "EMA.enable=True", "EMA.decay=0.9", "--auto_resume", iters=4)
+    ema_a = paddle.load(str(straight / "latest" / "ema.pdparams"))
+    ema_b = paddle.load(str(resumed / "latest" / "ema.pdparams"))
+    model = weights(straight / "latest")
+    assert ema_a.keys() == model.keys()
+    assert any(not np.array_equal(ema_a[k].numpy(), model[k].numpy()) for k in model)
+    for k in ema_a:
+        np.testing.assert_array_equal(ema_a[k].numpy(), ema_b[k].numpy(), err_msg=k)
+
+
+def test_amp_on_cpu_warns_and_trains_in_float32():
+    """AMP is a no-op on Paddle's CPU build: ppir says so once and uses the float32 path."""
+    import pytest
+
+    from ppir.engine.amp import NoAmp, build_amp
+
+    paddle.set_device("cpu")
+    cfg = {"AMP": {"enable": True, "level": "O1", "dtype": "float16", "init_loss_scaling": 1024.0}}
+    with pytest.warns(UserWarning, match="no effect"):
+        amp = build_amp(cfg)
+    assert type(amp) is NoAmp
