@@ -74,8 +74,9 @@ class RestorationModel:
         amp.step(optimizer)
         optimizer.clear_grad()
         logged = {"loss": float(total)}
-        if len(parts) > 1:
-            logged.update({k: float(v) for k, v in parts.items()})
+        if len(parts) > 1:  # several terms: log each (a single loss is already `loss`)
+            logged.update({k: float(v) for k, v in parts.items()
+                           if not (len(self.losses) == 1 and k == self.losses[0][0])})
         return logged
 
     @paddle.no_grad()
