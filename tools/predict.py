@@ -4,11 +4,10 @@
     python tools/predict.py -c CFG -o Global.pretrained_model=W --input noisy_dir/ --output restored_dir/
 """
 import argparse
-import os
 
 import ppir  # noqa: F401
 from ppir.config import add_config_arguments, config_from_args
-from ppir.errors import DataError, run_cli
+from ppir.errors import run_cli
 
 
 def parse_args(argv):
@@ -20,19 +19,6 @@ def parse_args(argv):
     return parser.parse_args(argv)
 
 
-def input_output_pairs(src, dst):
-    from ppir.data.image_io import list_images
-
-    if os.path.isdir(src):
-        return [(os.path.join(src, n), os.path.join(dst, os.path.splitext(n)[0] + ".png"))
-                for n in list_images(src)]
-    if not os.path.isfile(src):
-        raise DataError(f"input not found: {src}")
-    if os.path.isdir(dst) or dst.endswith(os.sep):
-        dst = os.path.join(dst, os.path.splitext(os.path.basename(src))[0] + ".png")
-    return [(src, dst)]
-
-
 def main(argv=None):
     args = parse_args(argv)
     cfg = config_from_args(args)
@@ -41,6 +27,7 @@ def main(argv=None):
 
     from ppir.data.image_io import read_image, write_image
     from ppir.engine.checkpoint import build_trained_model
+    from ppir.utils import inference_io as io
     from ppir.utils.ensemble import ensemble_forward
 
     model = build_trained_model(cfg)
@@ -48,7 +35,8 @@ def main(argv=None):
     def forward(batch):
         return model.predict(paddle.to_tensor(batch)).numpy()
 
-    for src, dst in input_output_pairs(args.input, args.output):
+    inputs = io.list_inputs(args.input)
+    for src, dst in zip(inputs, io.output_paths(inputs, args.output)):
         batch = read_image(src).transpose(2, 0, 1)[None]
         out = ensemble_forward(forward, batch) if args.ensemble else forward(batch)
         write_image(dst, np.clip(out[0].transpose(1, 2, 0), 0.0, 1.0))

@@ -8,13 +8,8 @@ from tqdm import tqdm
 
 from ppir.data import build_eval_dataset
 from ppir.data.image_io import write_image
-from ppir.metrics import METRICS
+from ppir.metrics import build_metrics
 from ppir.utils.ensemble import ensemble_forward
-
-
-def build_metric_list(cfg):
-    specs = cfg["Eval"]["metrics"] or [{"name": "PSNR"}]
-    return [METRICS.build(dict(m), where=f"Eval.metrics[{i}]") for i, m in enumerate(specs)]
 
 
 class Evaluator:
@@ -23,7 +18,7 @@ class Evaluator:
     def __init__(self, cfg, model):
         self.model = model
         self.dataset = build_eval_dataset(cfg)
-        self.metrics = build_metric_list(cfg)
+        self.metrics = build_metrics(cfg["Eval"]["metrics"] or [{"name": "PSNR"}])
         self.clamp = cfg["Eval"]["clamp"]
         self._input_scores = None
 

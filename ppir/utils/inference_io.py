@@ -17,6 +17,7 @@ import os
 import numpy as np
 import yaml
 
+from ppir.data.image_io import is_image_file
 from ppir.errors import DataError, ExportError
 
 SPEC_FILE = "inference.yml"
@@ -31,7 +32,6 @@ EXPORT_FILES = MODEL_FILES + (PARAMS_FILE, "inference.pdiparams.info", ONNX_FILE
 CACHE_DIRS = ("trt_fp32", "trt_fp16")
 REQUIRED_KEYS = ("model_name", "in_channels", "out_channels", "value_range", "color_order", "layout",
                  "pad_multiple", "pad_mode", "mask", "input_name")
-IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 
 
 def load_spec(model_dir):
@@ -87,10 +87,6 @@ def mask_channels(spec):
 
 
 # ---- files -----------------------------------------------------------------------------------
-
-def is_image_file(path):
-    return path.lower().endswith(IMAGE_EXTENSIONS)
-
 
 def list_inputs(path, what="--input"):
     """One image file, or the sorted images of a folder; DataError if there are none."""
