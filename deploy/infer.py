@@ -1,6 +1,7 @@
 """Run an exported ppir model (Paddle Inference or onnxruntime) on an image or a folder of images.
 
     python deploy/infer.py --model_dir DIR --input noisy.png --output restored.png
+    python deploy/infer.py --model_dir DIR --input noisy_dir/       # -> ./output/infer/<model_name>/
     python deploy/infer.py --model_dir DIR --input noisy_dir/ --output out_dir/ --gt clean_dir/
     python deploy/infer.py --model_dir DIR --input big.png --output out.png --tile 512 --tile_overlap 32
     python deploy/infer.py --model_dir DIR --input dir/ --output out/ --benchmark True --cpu_threads 2
@@ -281,7 +282,8 @@ def parse_args(argv):
     parser.add_argument("--model_dir", required=True, help="export directory (tools/export.py --save_dir)")
     parser.add_argument("--input", required=True, help="an image file or a folder of images")
     parser.add_argument("--mask", default=None, help="mask file or folder, for models whose inference.yml has a mask")
-    parser.add_argument("--output", required=True, help="an image file (one input) or a folder")
+    parser.add_argument("--output", default=None,
+                        help="an image file (one input) or a folder (default: ./output/infer/<model_name>/)")
     parser.add_argument("--gt", default=None, help="ground truth file or folder: prints PSNR/SSIM")
     parser.add_argument("--device", default="cpu", choices=("cpu", "gpu"))
     parser.add_argument("--enable_mkldnn", type=str2bool, default=True, help="oneDNN on CPU (default True)")
@@ -344,6 +346,9 @@ def main(argv=None):
     if tile and (tile % multiple or not 0 <= overlap < tile):
         raise ConfigError(f"--tile {tile} must be a multiple of {multiple} and larger than --tile_overlap {overlap}")
 
+    if args.output is None:
+        args.output = io.default_output_dir(spec)
+        print(f"no --output given: writing results to {args.output}")
     inputs = io.list_inputs(args.input)
     outputs = io.output_paths(inputs, args.output)
     masks = io.match_files(inputs, args.mask, "--mask") if args.mask else [None] * len(inputs)

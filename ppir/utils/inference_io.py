@@ -124,6 +124,15 @@ def match_files(inputs, path, what):
     return matched
 
 
+def default_output_dir(spec):
+    """`./output/infer/<model_name>/`: where results go when no --output is given (the TIPC harness
+    passes none), a folder of its own so results never land next to or onto the inputs."""
+    name = os.path.basename(str(spec["model_name"]).strip().replace("\\", "/").rstrip("/")) or "model"
+    if name in (".", ".."):
+        name = "model"
+    return os.path.join("output", "infer", name, "")
+
+
 def output_paths(inputs, output):
     """Where each result goes: `output` itself for one input and an image-file name, else
     `<output>/<input stem>.png` (PNG, so saving adds no second loss)."""
