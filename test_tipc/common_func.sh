@@ -106,15 +106,20 @@ print(load_config(sys.argv[1])['Model']['network']['name'])" "${cfg}" 2> /dev/nu
         "${python}" "${arch:-<NETWORK>}" "${weights}"
 }
 
-# Check the CONFIG and MODE arguments, set FILENAME to the config's absolute path and cd to the
+# func_enter_repo CONFIG MODE [ALLOWED_MODE ...]
+# Check the CONFIG and MODE arguments (MODE must be one of ALLOWED_MODE, by default the modes of
+# test_train_inference_python.sh), set FILENAME to the config's absolute path and cd to the
 # repository root (every path in a config is relative to it). Returns 2 with a one-line error.
 function func_enter_repo() {
     local config=$1 mode=$2
-    case "${mode}" in
-        lite_train_lite_infer|lite_train_whole_infer|whole_train_whole_infer|whole_infer) ;;
-        *) echo "error: unknown MODE '${mode}' (lite_train_lite_infer | lite_train_whole_infer |" \
-                "whole_train_whole_infer | whole_infer)" >&2; return 2 ;;
-    esac
+    shift 2
+    local -a allowed=("$@")
+    [[ ${#allowed[@]} -eq 0 ]] && allowed=(lite_train_lite_infer lite_train_whole_infer
+                                           whole_train_whole_infer whole_infer benchmark_train)
+    if [[ " ${allowed[*]} " != *" ${mode} "* ]]; then
+        echo "error: unknown MODE '${mode}' (${allowed[*]})" >&2
+        return 2
+    fi
     if [[ ! -f "${config}" ]]; then
         echo "error: config file not found: ${config}" >&2
         return 2

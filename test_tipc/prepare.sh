@@ -6,7 +6,8 @@
 # Data: the config names its demo dataset after the parsed 51 lines (`demo_kind:` = a kind of
 # `python -m ppir.data.demo`, `demo_root:` = where it goes). The demo data has the real dataset's folder
 # layout, so a real dataset prepared with the tools in tools/ can be linked at demo_root instead.
-# whole_infer: also checks that the trained weights on config line 37 (`train_model:`) exist.
+# whole_infer: also writes seeded weights at config line 37 (`train_model:`) when nothing is there.
+# benchmark_train and paddle2onnx_infer need only the data.
 # Exit code 0 when the mode can run, 1 when something is missing (the message says what and how to make it).
 
 if [[ $# -lt 2 ]]; then
@@ -15,7 +16,8 @@ if [[ $# -lt 2 ]]; then
 fi
 MODE=$2
 source "$(dirname "${BASH_SOURCE[0]}")/common_func.sh"
-func_enter_repo "$1" "${MODE}" || exit 2
+func_enter_repo "$1" "${MODE}" lite_train_lite_infer lite_train_whole_infer whole_train_whole_infer \
+    whole_infer benchmark_train paddle2onnx_infer || exit 2
 export GLOG_minloglevel=${GLOG_minloglevel:-2}
 
 func_read_config "${FILENAME}"
@@ -51,24 +53,32 @@ if [[ "${MODE}" == "whole_train_whole_infer" ]]; then
 fi
 
 if [[ "${MODE}" == "whole_infer" ]]; then
+    # Line 37 is both the weights and the export directory (the reference harness passes it as
+    # `Global.pretrained_model=` and as `--save_dir=`): a checkpoint dir. Missing ones are made
+    # from the seed of the export config (line 38), never downloaded; real weights put there
+    # beforehand (a converted official release, a training's iter_N dir) are kept.
     declare -a infer_models infer_exports
     func_split_list "${infer_model_list}" infer_models
     func_split_list "${infer_export_list}" infer_exports
     for i in "${!infer_models[@]}"; do
         weights="${infer_models[$i]}"
+        export_cmd="${infer_exports[$i]:-null}"
         [[ -z "${weights}" || "${weights}" == "null" ]] && continue
         if [[ -e "${weights}" ]]; then
             echo "prepare ${model_name} whole_infer: found ${weights}"
             continue
         fi
-        status=1
-        if [[ "${infer_exports[$i]:-null}" != "null" ]]; then
-            echo "error: missing trained weights ${weights} (config line 37, train_model)." >&2
-            echo "  Convert the official release: $(func_convert_hint "${python}" "${infer_exports[$i]}" "${weights}")" >&2
-            echo "  (network names and release files: test_tipc/docs/test_train_inference_python.md, whole_infer)" >&2
-        else
-            echo "error: missing inference model ${weights} (config line 37, train_model; line 38 is null," \
-                 "so it must already be an exported model: python tools/export.py -c CFG -o Global.pretrained_model=W --save_dir=${weights})" >&2
+        if [[ "${export_cmd}" == "null" ]]; then
+            status=1
+            echo "error: missing inference model ${weights} (config line 37; line 38 is null, so it must" \
+                 "already be an export: python tools/export.py -c CFG -o Global.pretrained_model=W --save_dir=${weights})" >&2
+            continue
+        fi
+        cfg=""
+        [[ " ${export_cmd} " =~ \ -c\ +([^ ]+) ]] && cfg="${BASH_REMATCH[1]}"
+        if ! ${python} test_tipc/make_weights.py -c "${cfg}" --save_dir "${weights}"; then
+            status=1
+            echo "error: could not make seeded weights: ${python} test_tipc/make_weights.py -c ${cfg} --save_dir ${weights}" >&2
         fi
     done
 fi
