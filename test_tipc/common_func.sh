@@ -92,6 +92,26 @@ function status_check() {
         "${outcome}" "${model_name}" "${run_command}" "${log_path}" | tee -a "${run_log}"
 }
 
+# func_run CMD LOG
+# Runs CMD (a string, evaluated) with stdout+stderr to LOG, then records the status line in the
+# caller's ${status_log} under ${model_name}.
+# On failure the end of the log is shown so a CI console explains itself.
+function func_run() {
+    local cmd log="$2"
+    # Unused slots leave runs of spaces; squeeze them so the status line reads cleanly.
+    cmd=$(printf '%s' "$1" | tr -s ' ' | sed 's/^ //; s/ $//')
+    mkdir -p "$(dirname "${log}")"
+    eval "${cmd}" > "${log}" 2>&1
+    local rc=$?
+    status_check ${rc} "${cmd}" "${status_log}" "${model_name}" "${log}"
+    if [[ ${rc} -ne 0 ]]; then
+        echo "---- last lines of ${log} (exit code ${rc}) ----"
+        tail -n 20 "${log}"
+        echo "----"
+    fi
+    return ${rc}
+}
+
 # func_convert_hint PYTHON EXPORT_CMD WEIGHTS
 # Prints the command that makes missing whole_infer weights, with the network name read from the
 # `-c` config of EXPORT_CMD (`<NETWORK>` when that config cannot be read).

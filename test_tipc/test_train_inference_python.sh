@@ -125,24 +125,6 @@ if command -v nvidia-smi > /dev/null 2>&1 && ${python} -c \
 fi
 echo "TIPC ${model_name} ${MODE}: GPU available: ${has_gpu}; results in ${LOG_PATH}"
 
-# Runs CMD (a string, evaluated) with stdout+stderr to LOG, then records the status line.
-# On failure the end of the log is shown so a CI console explains itself.
-function func_run() {
-    local cmd log="$2"
-    # Unused slots leave runs of spaces; squeeze them so the status line reads cleanly.
-    cmd=$(printf '%s' "$1" | tr -s ' ' | sed 's/^ //; s/ $//')
-    mkdir -p "$(dirname "${log}")"
-    eval "${cmd}" > "${log}" 2>&1
-    local rc=$?
-    status_check ${rc} "${cmd}" "${status_log}" "${model_name}" "${log}"
-    if [[ ${rc} -ne 0 ]]; then
-        echo "---- last lines of ${log} (exit code ${rc}) ----"
-        tail -n 20 "${log}"
-        echo "----"
-    fi
-    return ${rc}
-}
-
 # func_inference MODEL_DIR IMG_DIR FLAG_QUANT GPU
 # Runs the inference script once per device variant; the log of each is
 # LOG_PATH/python_infer_cpu_gpus_<GPU>_usemkldnn_<m>_threads_<t>_precision_<p>_batchsize_<b>.log or
