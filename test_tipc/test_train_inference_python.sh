@@ -22,8 +22,8 @@ GPUID=$3
 source "$(dirname "${BASH_SOURCE[0]}")/common_func.sh"
 func_enter_repo "$1" "${MODE}" || { echo "${usage}" >&2; exit 2; }
 
-# Quiet glog INFO spam and keep Paddle eager at one OpenMP thread (two is 2.5x slower on small CPUs,
-# reference/paddle_cpu.md §8); a caller's own settings win.
+# Quiet glog INFO spam and keep Paddle eager at one OpenMP thread (two measured 2.5x slower on this
+# project's 2-core CPU machine); a caller's own settings win.
 export GLOG_minloglevel=${GLOG_minloglevel:-2}
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
 
@@ -192,8 +192,7 @@ function func_inference() {
 
 # Prints the launcher prefix for a gpu_list entry: nothing for CPU (-1) and single devices,
 # `-m paddle.distributed.launch ...` for a multi-device entry. Without a GPU a multi-device entry
-# `0,1` becomes one CPU process per listed id (gloo); `--gpus` would fail on a CPU build
-# (reference/paddle_cpu.md §5).
+# `0,1` becomes one CPU process per listed id (gloo); `--gpus` would fail on a CPU build of Paddle.
 function func_train_launcher() {
     local gpu="$1"
     local save_log="$2"

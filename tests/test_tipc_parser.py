@@ -105,7 +105,7 @@ def config_id(config):
     return os.path.relpath(config, os.path.join(ROOT, "test_tipc", "configs"))
 
 
-# Slot layout of reference/tipc.md §1A as used by test_train_inference_python.sh:
+# Slot layout of the suite format (PaddleOCR test_tipc/test_train_inference_python.sh) by index:
 # index -> exact line, or key that the line must have.
 FIXED = {0: "===========================train_params===========================", 13: "##", 21: "##",
          22: "===========================eval_params===========================", 25: "##",
@@ -400,3 +400,96 @@ def test_whole_infer_exports_into_the_weights_dir_and_infers_there(tmp_path, stu
     assert f"--model_dir={weights} --batch_size=1 --input=./test_tipc/data/mirnetv2_lite/val/input" in lines[1]
     assert "python_infer_cpu_gpus_0_usemkldnn_True_threads_1_precision_fp32_batchsize_1.log" in lines[1]
     assert checker.returncode == 0, checker.stdout
+
+
+# ---- paddle2onnx config, precision check, benchmark record, TIPC AMP switches
+
+P2O_CONFIGS = sorted(glob.glob(os.path.join(ROOT, "test_tipc", "configs", "*",
+                                            "model_linux_gpu_normal_normal_paddle2onnx_python_linux_cpu.txt")))
+
+
+@pytest.mark.parametrize("config", P2O_CONFIGS, ids=config_id)
+def test_paddle2onnx_config_layout(config):
+    """test_paddle2onnx.sh reads 13 lines: the export command with --onnx, the weights prepare.sh
+    makes, the export dir, opset and tolerance, the inference script, devices, model-dir key, and
+    the data (inside the config's demo root)."""
+    with open(config) as f:
+        lines = [line for line in f.read().split("\n") if line]
+    keys = [line.split(":")[0] for line in lines[:13]]
+    assert keys == ["===========================paddle2onnx_params===========================", "model_name",
+                    "python", "2onnx", "Global.pretrained_model", "--save_dir", "--opset", "--atol", "inference",
+                    "--device", "--model_dir", "--input", "--gt"]
+    assert lines[1] == "model_name:" + os.path.basename(os.path.dirname(config))
+    assert " --onnx -o" in lines[3] and lines[3].endswith(" -o")
+    assert lines[4].split(":")[1].startswith("./test_tipc/weights/")
+    root = next(line for line in lines if line.startswith("demo_root:")).split(":")[1]
+    assert lines[11].split(":")[1].startswith(root + "/") and lines[12].split(":")[1].startswith(root + "/")
+
+
+def test_compare_results_tolerance_and_image_set(tmp_path):
+    """compare_results.py reads the per-image score lines of inference logs, passes scores within
+    atol of the stored `image<TAB>json` file, and fails on a larger difference or a missing image;
+    --write stores a log's scores in that format."""
+    log = tmp_path / "python_infer_cpu_fp32.log"
+    log.write_text("no --output given\na.png  psnr: 20.0000  ssim: 0.5000\nb.png  psnr: 30.0000  ssim: 0.9000\n"
+                   "mean over 2 images  psnr: 25.0000  ssim: 0.7000\n")
+    stored = tmp_path / "python_m_results_fp32.txt"
+
+    def run(*args):
+        return subprocess.run([sys.executable, "test_tipc/compare_results.py", *args], cwd=ROOT,
+                              capture_output=True, text=True, timeout=60)
+    assert run("--write", str(stored), "--log_file", str(log)).returncode == 0
+    assert stored.read_text() == 'a.png\t{"psnr": 20.0, "ssim": 0.5}\nb.png\t{"psnr": 30.0, "ssim": 0.9}\n'
+    close = tmp_path / "close.log"
+    close.write_text("a.png  psnr: 20.0040  ssim: 0.5000\nb.png  psnr: 29.9990  ssim: 0.9010\n")
+    assert run("--gt_file", str(stored), "--log_file", str(close)).returncode == 0
+    far = tmp_path / "far.log"
+    far.write_text("a.png  psnr: 20.0100  ssim: 0.5000\nb.png  psnr: 30.0000  ssim: 0.9000\n")
+    result = run("--gt_file", str(stored), "--log_file", str(far))
+    assert result.returncode == 1 and "a.png psnr: 20.01 vs reference 20.0" in result.stdout
+    short = tmp_path / "short.log"
+    short.write_text("a.png  psnr: 20.0000  ssim: 0.5000\n")
+    result = run("--gt_file", str(close), "--log_file", str(short))
+    assert result.returncode == 1 and "missing ['b.png']" in result.stdout
+
+
+def test_stored_results_cover_every_model():
+    """Each model has stored fp32 whole_infer scores for the images of its CPU config's data."""
+    for model in ("mirnetv2", "mimounet", "mimounetplus"):
+        path = os.path.join(ROOT, "test_tipc", "results", f"python_{model}_results_fp32.txt")
+        with open(path) as f:
+            rows = [line.split("\t") for line in f.read().splitlines()]
+        assert len(rows) >= 6 and all(set(__import__("json").loads(r[1])) == {"psnr", "ssim"} for r in rows)
+
+
+def test_benchmark_analysis_record(tmp_path):
+    """benchmark_analysis.py averages ips and batch_cost over the logged steps after --skip_steps,
+    scales ips by the device count, takes the last loss, and fails when no step is left."""
+    log = tmp_path / "train_log"
+    steps = [(1, 9.0, 0.1), (2, 1.0, 2.0), (3, 3.0, 4.0)]
+    log.write_text("".join(f"[2026/01/01 00:00:0{i}] INFO [train] iter {i}/3  lr 1.0e-03  loss 0.{i}  "
+                           f"reader_cost 0.0 s  batch_cost {c} s  ips: {p} images/s  eta 0:00:00\n"
+                           for i, c, p in steps))
+    out = tmp_path / "speed"
+    args = [sys.executable, "test_tipc/benchmark_analysis.py", "--filename", str(log), "--speed_log_file", str(out),
+            "--model_name", "m_bs2_fp32_DP", "--base_batch_size", "2", "--device_num", "N1C2", "--skip_steps", "1"]
+    assert subprocess.run(args, cwd=ROOT, capture_output=True, timeout=60).returncode == 0
+    record = __import__("json").loads(out.read_text())
+    assert (record["ips"], record["batch_cost"], record["convergence_value"], record["steps"]) == (6.0, 2.0, 0.3, 2)
+    assert record["speed_unit"] == "samples/s" and record["model_run_time"] == "2"
+    args[-1] = "3"
+    assert subprocess.run(args, cwd=ROOT, capture_output=True, timeout=60).returncode == 1
+
+
+def test_tipc_amp_switches_override_the_amp_section():
+    """Global.use_amp / scale_loss / use_dynamic_loss_scaling (what TIPC's amp autocast appends)
+    are accepted config keys and take precedence over AMP.enable and AMP.init_loss_scaling."""
+    from ppir.config import load_config
+    from ppir.engine.amp import amp_settings
+
+    cfg = os.path.join(ROOT, "configs", "demo", "mirnetv2_demo.yml")
+    assert amp_settings(load_config(cfg)) == (False, 1024.0, True)
+    tipc = load_config(cfg, ["Global.use_amp=True", "Global.scale_loss=512.0",
+                             "Global.use_dynamic_loss_scaling=False"])
+    assert amp_settings(tipc) == (True, 512.0, False)
+    assert amp_settings(load_config(cfg, ["AMP.enable=True", "Global.use_amp=False"]))[0] is False
