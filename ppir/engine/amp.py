@@ -62,7 +62,7 @@ class Amp(NoAmp):
 def amp_settings(cfg):
     """(enable, init_loss_scaling, dynamic): the AMP section, overridden by TIPC's Global.use_amp,
     Global.scale_loss and Global.use_dynamic_loss_scaling where those are set."""
-    amp_cfg, g = cfg["AMP"], cfg["Global"]
+    amp_cfg, g = cfg["AMP"], cfg.get("Global") or {}
     enable = amp_cfg["enable"] if g.get("use_amp") is None else bool(g["use_amp"])
     scale = amp_cfg["init_loss_scaling"] if g.get("scale_loss") is None else float(g["scale_loss"])
     dynamic = True if g.get("use_dynamic_loss_scaling") is None else bool(g["use_dynamic_loss_scaling"])
