@@ -13,6 +13,7 @@ See docs/deploy.md.
 """
 import argparse
 import os
+import re
 import shutil
 import sys
 
@@ -24,6 +25,7 @@ import numpy as np
 import ppir  # noqa: F401  (sets GLOG/OMP defaults before paddle is imported)
 from ppir.errors import ConfigError, DataError, run_cli
 from ppir.utils import inference_io as io
+from ppir.utils.paths import record_outputs
 
 PRECISIONS = ("fp32", "fp16", "bf16")
 
@@ -284,6 +286,8 @@ def parse_args(argv):
     parser.add_argument("--mask", default=None, help="mask file or folder, for models whose inference.yml has a mask")
     parser.add_argument("--output", default=None,
                         help="an image file (one input) or a folder (default: ./output/infer/<model_name>/)")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace existing output files that ppir did not write")
     parser.add_argument("--gt", default=None, help="ground truth file or folder: prints PSNR/SSIM")
     parser.add_argument("--device", default="cpu", choices=("cpu", "gpu"))
     parser.add_argument("--enable_mkldnn", type=str2bool, default=True, help="oneDNN on CPU (default True)")
@@ -330,6 +334,25 @@ def build_metrics(spec):
     return build(spec.get("metrics") or [{"name": "PSNR"}, {"name": "SSIM"}], where="inference.yml metrics")
 
 
+# Paddle raises MemoryError for a failed host allocation; onnxruntime and some Paddle paths raise
+# RuntimeError-like types whose message says so.
+_OUT_OF_MEMORY = re.compile(r"out of memory|bad[_ ]?alloc|failed to allocate|cannot allocate|resource ?exhausted",
+                            re.IGNORECASE)
+
+
+def is_out_of_memory(exc):
+    return isinstance(exc, MemoryError) or bool(_OUT_OF_MEMORY.search(f"{type(exc).__name__}: {exc}"))
+
+
+def out_of_memory_error(path, shape, tile, multiple):
+    """The one line for an image that does not fit: what was tried and what to pass instead."""
+    n, _, h, w = shape
+    smaller = max(multiple, tile // 2 // multiple * multiple) if tile else 512
+    how = f"with --tile {tile}" if tile else "untiled"
+    batch = f" (batch of {n}; or pass --batch_size 1)" if n > 1 else ""
+    return DataError(f"{path} ({w}x{h}) does not fit in memory {how}{batch}; pass --tile {smaller}")
+
+
 def main(argv=None):
     args = parse_args(argv)
     from ppir.data.image_io import read_image, write_image
@@ -350,9 +373,11 @@ def main(argv=None):
         args.output = io.default_output_dir(spec)
         print(f"no --output given: writing results to {args.output}")
     inputs = io.list_inputs(args.input)
-    outputs = io.output_paths(inputs, args.output)
     masks = io.match_files(inputs, args.mask, "--mask") if args.mask else [None] * len(inputs)
     gts = io.match_files(inputs, args.gt, "--gt") if args.gt else [None] * len(inputs)
+    reads = [(args.mask, "--mask"), (args.gt, "--gt")] + [(p, "--mask") for p in masks] + [(p, "--gt") for p in gts]
+    reads += [(args.input, "--input")] + [(os.path.join(args.model_dir, n), "--model_dir") for n in io.EXPORT_FILES]
+    outputs = io.plan_outputs(inputs, args.output, reads, overwrite=args.overwrite)
     metrics = build_metrics(spec) if args.gt else []
 
     def load(i):
@@ -363,63 +388,116 @@ def main(argv=None):
                             f"{img.shape[1]}x{img.shape[0]}")
         return {"index": i, "image": io.preprocess(img, spec, mask)}
 
+    failed = []
+
+    def skip(i, exc):
+        """One input failed: a single-image run stops with the error; a folder run reports it and goes on."""
+        if len(inputs) == 1:
+            raise exc
+        failed.append(inputs[i])
+        print(f"skipped {inputs[i]}: {exc}", file=sys.stderr, flush=True)
+
+    def try_load(i, report=True):
+        try:
+            return load(i)
+        except (DataError, MemoryError) as exc:
+            if report:
+                skip(i, exc if isinstance(exc, DataError) else DataError(f"not enough memory to read {inputs[i]}"))
+        return None
+
     tune_shapes = None
     if args.use_tensorrt and args.device == "gpu":
         tune_shapes = set()
-        for i in range(len(inputs)):
-            tune_shapes |= model_input_shapes(load(i)["image"].shape, args.batch_size, tile, multiple)
+        for item in filter(None, (try_load(i, report=False) for i in range(len(inputs)))):
+            tune_shapes |= model_input_shapes(item["image"].shape, args.batch_size, tile, multiple)
     predictor = Predictor(args.model_dir, device=args.device, enable_mkldnn=args.enable_mkldnn,
                           cpu_threads=args.cpu_threads, precision=args.precision,
                           use_tensorrt=args.use_tensorrt, backend=args.backend,
                           batch_size=args.batch_size, tune_shapes=tune_shapes)
+    record_outputs(outputs)
 
     def forward(x):
         return tiled_forward(predictor.run, x, tile=tile, overlap=overlap, multiple=multiple,
                              pad_mode=spec.get("pad_mode", "reflect"))
 
+    def forward_group(group):
+        x = np.stack([item["image"] for item in group])
+        try:
+            return forward(x)
+        except Exception as exc:
+            if not is_out_of_memory(exc):
+                raise
+        error = out_of_memory_error(inputs[group[0]["index"]], x.shape, tile, multiple)
+        del x
+        for item in group:
+            skip(item["index"], error)
+        return []
+
     logger = None
     if args.benchmark:
         from ppir.utils.benchmark_log import AutoLogger
 
-        forward(load(0)["image"][None])  # warm-up: oneDNN primitives / TensorRT engines are built here
+        first = next(filter(None, (try_load(i, report=False) for i in range(len(inputs)))), None)
+        if first is not None:  # warm-up: oneDNN primitives / TensorRT engines are built here
+            try:
+                forward(first["image"][None])
+            except Exception as exc:
+                if not is_out_of_memory(exc):  # the run below reports it per image
+                    raise
         logger = AutoLogger(spec["model_name"], args.precision, batch_size=args.batch_size,
                             data_shape="dynamic", inference_config=predictor.config_status())
 
     scores = {m.name: [] for m in metrics}
+    written = 0
     for start in range(0, len(inputs), args.batch_size):
         if logger:
             logger.times.start()
-        items = [load(i) for i in range(start, min(start + args.batch_size, len(inputs)))]
+        items = list(filter(None, (try_load(i) for i in range(start, min(start + args.batch_size, len(inputs))))))
         if logger:
             logger.times.stamp()
         results = []
         for group in group_by_size(items):
-            outs = forward(np.stack([item["image"] for item in group]))
-            results.extend(zip(group, outs))
+            results.extend(zip(group, forward_group(group)))
         if logger:
             logger.times.stamp()
         restored = []
         for item, out in results:
             restored.append((item["index"], io.postprocess(out, spec)))
             write_image(outputs[item["index"]], restored[-1][1])
+            written += 1
         if logger:
             logger.times.end(stamp=True)
         for i, img in restored:  # scoring is not part of the timed postprocess
             if gts[i]:
-                gt = read_image(gts[i])
-                if gt.shape != img.shape:
-                    raise DataError(f"--gt {gts[i]} is {gt.shape[1]}x{gt.shape[0]}, but the result for "
-                                    f"{inputs[i]} is {img.shape[1]}x{img.shape[0]}")
-                values = {m.name: m(img, gt) for m in metrics}
+                try:
+                    values = score(metrics, img, gts[i], inputs[i])
+                except DataError as exc:
+                    skip(i, exc)
+                    continue
                 for name, value in values.items():
                     scores[name].append(value)
                 print(f"{os.path.basename(inputs[i])}  " + "  ".join(f"{k}: {v:.4f}" for k, v in values.items()))
-    if metrics:
-        print(f"mean over {len(inputs)} images  " + "  ".join(f"{k}: {np.mean(v):.4f}" for k, v in scores.items()))
-    print(f"wrote {len(inputs)} image(s) to {args.output}")
+    if metrics and scores[metrics[0].name]:
+        print(f"mean over {len(scores[metrics[0].name])} images  "
+              + "  ".join(f"{k}: {np.mean(v):.4f}" for k, v in scores.items()))
+    print(f"wrote {written} image(s) to {args.output}")
     if logger:
         logger.report()
+    if failed:
+        print(f"error: {len(failed)} of {len(inputs)} images failed: {', '.join(failed)}", file=sys.stderr, flush=True)
+        return 1
     return 0
+
+
+def score(metrics, img, gt_path, input_path):
+    """The metrics of one result against its ground truth; DataError if the two do not fit."""
+    from ppir.data.image_io import read_image
+
+    gt = read_image(gt_path)
+    if gt.shape != img.shape:
+        raise DataError(f"--gt {gt_path} is {gt.shape[1]}x{gt.shape[0]}, but the result for "
+                        f"{input_path} is {img.shape[1]}x{img.shape[0]}")
+    return {m.name: m(img, gt) for m in metrics}
 
 
 if __name__ == "__main__":

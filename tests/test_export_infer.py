@@ -112,7 +112,7 @@ def test_infer_folder_with_gt_prints_metrics_and_benchmark(exported, demo_denois
                   "--gt", f"{val}/groundtruth", "--batch_size", 2, "--cpu_threads", 1,
                   "--enable_mkldnn", "False", "--benchmark", "True") == 0
     text = capsys.readouterr().out
-    assert sorted(os.listdir(out)) == [os.path.splitext(n)[0] + ".png" for n in names]
+    assert sorted(os.listdir(out)) == [".ppir-outputs"] + [os.path.splitext(n)[0] + ".png" for n in names]
     rows = re.findall(r"^(\S+\.png)  psnr: (\d+\.\d{4})  ssim: (\d\.\d{4})$", text, flags=re.M)
     assert [r[0] for r in rows] == names
     assert re.search(rf"^mean over {len(names)} images  psnr: \d+\.\d{{4}}  ssim: \d\.\d{{4}}$", text, flags=re.M)

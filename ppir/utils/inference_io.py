@@ -19,6 +19,7 @@ import yaml
 
 from ppir.data.image_io import is_image_file
 from ppir.errors import DataError, ExportError
+from ppir.utils.paths import check_outputs, refuse_overlap
 
 SPEC_FILE = "inference.yml"
 PARAMS_FILE = "inference.pdiparams"
@@ -137,16 +138,30 @@ def output_paths(inputs, output):
     """Where each result goes: `output` itself for one input and an image-file name, else
     `<output>/<input stem>.png` (PNG, so saving adds no second loss)."""
     if len(inputs) == 1 and is_image_file(output) and not os.path.isdir(output):
-        paths = [output]
-    else:
-        paths = [os.path.join(output, os.path.splitext(os.path.basename(p))[0] + ".png") for p in inputs]
-        dupes = sorted({p for p in paths if paths.count(p) > 1})
-        if dupes:
-            raise DataError(f"--output: two inputs would both be written to {dupes[0]}")
-    sources = {os.path.realpath(p) for p in inputs}
-    for p in paths:
-        if os.path.realpath(p) in sources:
-            raise DataError(f"--output: refusing to overwrite the input image {p}")
+        return [output]
+    if os.path.exists(output) and not os.path.isdir(output):
+        raise DataError(f"--output {output} is an existing file, but --input has {len(inputs)} images "
+                        "(or the name is not an image file); give a folder")
+    if is_image_file(output) and not os.path.isdir(output):
+        raise DataError(f"--output {output} names an image file, but --input has {len(inputs)} images; "
+                        "give a folder")
+    paths = [os.path.join(output, os.path.splitext(os.path.basename(p))[0] + ".png") for p in inputs]
+    dupes = sorted({p for p in paths if paths.count(p) > 1})
+    if dupes:
+        raise DataError(f"--output: two inputs would both be written to {dupes[0]}")
+    return paths
+
+
+def plan_outputs(inputs, output, reads, overwrite=False):
+    """The output path of every input, checked before any work: nothing lands on an input or
+    inside a folder in `reads` ((path, flag) pairs), and no file ppir did not write is replaced
+    without `overwrite`. Creates nothing (`ppir.utils.paths.record_outputs` does, before writing)."""
+    paths = output_paths(inputs, output)
+    writes = [(p, "--output") for p in paths]
+    if paths != [output]:
+        writes.insert(0, (output, "--output"))
+    refuse_overlap(writes, list(reads) + [(p, "--input") for p in inputs])
+    check_outputs(paths, overwrite)
     return paths
 
 
