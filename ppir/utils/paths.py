@@ -29,13 +29,20 @@ def is_inside(path, folder):
     return path == folder or path.startswith(folder.rstrip(os.sep) + os.sep)
 
 
-def refuse_overlap(writes, reads):
-    """DataError if a written path is a read file, or lies in a read folder.
+def refuse_overlap(writes, reads, removes=()):
+    """DataError if a written path is a read file, or lies in a read folder, or a read path lies
+    in a folder that is removed.
 
-    `writes` and `reads` are (path, label) pairs, e.g. ("out/", "--output"); a read path may be a
-    file or a folder (a folder protects everything below it); `None` paths are skipped.
+    `writes`, `reads` and `removes` are (path, label) pairs, e.g. ("out/", "--output"); a read
+    path may be a file or a folder (a folder protects everything below it); `None` paths are
+    skipped.
     """
     reads = [(p, label, os.path.isdir(p)) for p, label in reads if p is not None]
+    for folder, label in removes:
+        for src, src_label, _ in reads:
+            if is_inside(src, folder):
+                raise DataError(f"{label} would remove {folder}, which holds the {src_label} {src}; "
+                                "move it out or choose another output")
     for path, label in writes:
         if path is None:
             continue
