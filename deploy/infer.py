@@ -23,7 +23,7 @@ if __package__ in (None, ""):  # run as a script: make `ppir` importable from a 
 import numpy as np
 
 import ppir  # noqa: F401  (sets GLOG/OMP defaults before paddle is imported)
-from ppir.errors import ConfigError, DataError, run_cli
+from ppir.errors import ConfigError, DataError, ExportError, run_cli
 from ppir.utils import inference_io as io
 from ppir.utils.paths import record_outputs
 
@@ -65,6 +65,13 @@ def default_cpu_threads():
         return max(1, os.cpu_count() or 1)
 
 
+def short_reason(exc):
+    """One line out of a (possibly multi-line C++) exception message."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    line = next((x for x in lines if "Error" in x or "error" in x or "Hint" in x), lines[0] if lines else "")
+    return f"{type(exc).__name__}: {line[:300]}"
+
+
 class Predictor:
     """An export directory behind one call: `run(x)` with x an NCHW float32 array, returning the
     NCHW output array. Set-up follows PaddleSeg's deploy/python/infer.py: a base config, then a
@@ -95,7 +102,11 @@ class Predictor:
                 self._init_cpu_config(config)
             from paddle import inference
 
-            self.predictor = inference.create_predictor(config)
+            try:
+                self.predictor = inference.create_predictor(config)
+            except Exception as exc:  # a corrupt or truncated model file: Paddle raises assorted types
+                raise ExportError(f"cannot load the model {model_file} + {params_file} (corrupt or "
+                                  f"incomplete export?): {short_reason(exc)}") from None
             self._input = self.predictor.get_input_handle(self.predictor.get_input_names()[0])
             self._output = self.predictor.get_output_handle(self.predictor.get_output_names()[0])
 
@@ -239,8 +250,12 @@ class Predictor:
             if "CUDAExecutionProvider" not in ort.get_available_providers():
                 raise ConfigError("--device gpu with onnxruntime needs onnxruntime-gpu (CUDAExecutionProvider)")
             providers.insert(0, "CUDAExecutionProvider")
-        self.session = ort.InferenceSession(io.onnx_model_file(self.model_dir, self.spec), options,
-                                            providers=providers)
+        model_file = io.onnx_model_file(self.model_dir, self.spec)
+        try:
+            self.session = ort.InferenceSession(model_file, options, providers=providers)
+        except Exception as exc:  # onnxruntime's own exception types
+            raise ExportError(f"cannot load the ONNX model {model_file} (corrupt or incomplete export?): "
+                              f"{short_reason(exc)}") from None
         self._ort_input = self.session.get_inputs()[0].name
 
     # ---- running -----------------------------------------------------------------------------

@@ -87,9 +87,12 @@ def check_outputs(paths, overwrite=False, what="--output"):
             if os.path.lexists(path) and name not in ours and not overwrite:
                 strangers.append(path)
     if strangers:
-        more = f" and {len(strangers) - 1} more" if len(strangers) > 1 else ""
-        raise DataError(f"{what}: {strangers[0]}{more} already exist(s) and ppir did not write them; "
-                        "pass --overwrite to replace them, or choose another output")
+        if len(strangers) == 1:
+            found, them = f"{strangers[0]} exists", "it"
+        else:
+            found, them = f"{strangers[0]} and {len(strangers) - 1} more files exist", "them"
+        raise DataError(f"{what}: {found} and ppir did not write {them}; pass --overwrite to replace {them}, "
+                        "or choose another output")
 
 
 def record_outputs(paths, what="--output"):
