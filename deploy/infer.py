@@ -391,8 +391,8 @@ def main(argv=None):
     masks = io.match_files(inputs, args.mask, "--mask") if args.mask else [None] * len(inputs)
     gts = io.match_files(inputs, args.gt, "--gt") if args.gt else [None] * len(inputs)
     reads = [(args.mask, "--mask"), (args.gt, "--gt")] + [(p, "--mask") for p in masks] + [(p, "--gt") for p in gts]
-    reads += [(args.input, "--input")] + [(os.path.join(args.model_dir, n), "--model_dir") for n in io.EXPORT_FILES]
-    outputs = io.plan_outputs(inputs, args.output, reads, overwrite=args.overwrite)
+    reads += [(os.path.join(args.model_dir, n), "--model_dir") for n in io.EXPORT_FILES]
+    outputs = io.plan_outputs(args.input, inputs, args.output, reads, overwrite=args.overwrite)
     metrics = build_metrics(spec) if args.gt else []
 
     def load(i):

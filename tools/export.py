@@ -145,7 +145,7 @@ def check_save_dir(save_dir, weights, config):
 
     if weights and os.path.isdir(weights):  # a checkpoint dir: only its weights file is read
         weights = os.path.join(weights, WEIGHTS)
-    writes = [(save_dir, "--save_dir")] + [(os.path.join(save_dir, n), "--save_dir") for n in io.EXPORT_FILES]
+    writes = [(save_dir, "--save_dir")] + [(os.path.join(save_dir, n), "export file") for n in io.EXPORT_FILES]
     removes = [(os.path.join(save_dir, n), "--save_dir") for n in io.CACHE_DIRS]  # stale TensorRT engines
     refuse_overlap(writes, [(weights, "Global.pretrained_model"), (config, "-c")], removes)
     if os.path.exists(save_dir) and not os.path.isdir(save_dir):

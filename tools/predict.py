@@ -36,7 +36,7 @@ def main(argv=None):
 
     inputs = io.list_inputs(args.input)
     reads = [(args.config, "-c"), (cfg["Global"]["pretrained_model"], "Global.pretrained_model")]
-    outputs = io.plan_outputs(inputs, args.output, reads, overwrite=args.overwrite)
+    outputs = io.plan_outputs(args.input, inputs, args.output, reads, overwrite=args.overwrite)
     model = build_trained_model(cfg)
     record_outputs(outputs)
 

@@ -186,8 +186,10 @@ def output_paths(inputs, output):
     if len(inputs) == 1 and is_image_file(output) and not os.path.isdir(output):
         return [output]
     if os.path.exists(output) and not os.path.isdir(output):
-        raise DataError(f"--output {output} is an existing file, but --input has {len(inputs)} images "
-                        "(or the name is not an image file); give a folder")
+        if len(inputs) == 1:
+            raise DataError(f"--output {output} is an existing file without an image extension; "
+                            "give an image file name (.png) or a folder")
+        raise DataError(f"--output {output} is an existing file, but --input has {len(inputs)} images; give a folder")
     if is_image_file(output) and not os.path.isdir(output):
         raise DataError(f"--output {output} names an image file, but --input has {len(inputs)} images; "
                         "give a folder")
@@ -198,15 +200,16 @@ def output_paths(inputs, output):
     return paths
 
 
-def plan_outputs(inputs, output, reads, overwrite=False):
-    """The output path of every input, checked before any work: nothing lands on an input or
-    inside a folder in `reads` ((path, flag) pairs), and no file ppir did not write is replaced
-    without `overwrite`. Creates nothing (`ppir.utils.paths.record_outputs` does, before writing)."""
+def plan_outputs(source, inputs, output, reads=(), overwrite=False):
+    """The output path of every input (listed from `source`, the --input file or folder), checked
+    before any work: nothing lands on an input, inside the --input folder or on a path in `reads`
+    ((path, flag) pairs, files or folders), and no file ppir did not write is replaced without
+    `overwrite`. Creates nothing (`ppir.utils.paths.record_outputs` does, before writing)."""
     paths = output_paths(inputs, output)
     writes = [(p, "--output") for p in paths]
     if paths != [output]:
         writes.insert(0, (output, "--output"))
-    refuse_overlap(writes, list(reads) + [(p, "--input") for p in inputs])
+    refuse_overlap(writes, [(source, "--input")] + list(reads) + [(p, "--input") for p in inputs])
     check_outputs(paths, overwrite)
     return paths
 

@@ -29,6 +29,16 @@ def is_inside(path, folder):
     return path == folder or path.startswith(folder.rstrip(os.sep) + os.sep)
 
 
+def same_file(a, b):
+    """Equal real paths, or one file under two names (a hard link)."""
+    if real(a) == real(b):
+        return True
+    try:
+        return os.path.samefile(a, b)
+    except OSError:  # one of them does not exist (yet)
+        return False
+
+
 def refuse_overlap(writes, reads, removes=()):
     """DataError if a written path is a read file, or lies in a read folder, or a read path lies
     in a folder that is removed.
@@ -51,7 +61,7 @@ def refuse_overlap(writes, reads, removes=()):
                 where = "is" if real(path) == real(src) else "lies inside"
                 raise DataError(f"{label} {path} {where} the {src_label} folder {src}: refusing to write "
                                 "into data ppir reads; choose another output")
-            if not is_dir and real(path) == real(src):
+            if not is_dir and same_file(path, src):
                 raise DataError(f"{label} {path} is the {src_label} file {src}: refusing to overwrite "
                                 "what ppir reads; choose another output")
 
