@@ -381,6 +381,19 @@ def test_export_never_replaces_the_weights_it_reads(weights, tmp_path, capsys, c
     assert snapshot(tmp_path) == before
 
 
+def test_export_into_an_unwritable_folder_is_one_line(weights, tmp_path, capsys, monkeypatch):
+    """A --save_dir that cannot be written (read-only, full) is named in one line, not a traceback."""
+    import tempfile
+
+    def read_only(*args, **kwargs):
+        raise OSError(errno.EROFS, "Read-only file system")
+
+    monkeypatch.setattr(tempfile, "mkdtemp", read_only)
+    code, _, err = cli("export", [*CFG, f"Global.pretrained_model={weights}", "--save_dir", tmp_path / "ro"], capsys)
+    assert_one_line(code, err, f"cannot write to --save_dir {tmp_path / 'ro'}", "read-only")
+    assert not (tmp_path / "ro").exists()
+
+
 # ---- corrupt weights for the dygraph tools ----------------------------------------------------
 
 @pytest.mark.parametrize("tool, extra", [
