@@ -306,7 +306,8 @@ def test_eval_save_dir_never_writes_into_the_dataset(weights, data, capsys, monk
     """`tools/eval.py --save_dir` at or inside the Eval dataset used to write the restored images
     over the dataset's own inputs; it is refused before the model is built, bytes unchanged."""
     monkeypatch.chdir(data)
-    dataset = f"Eval.dataset={{'name': 'PairedImageDataset', 'root': '{data}', 'input_dir': 'noisy', 'target_dir': 'gt'}}"
+    dataset = (f"Eval.dataset={{'name': 'PairedImageDataset', 'root': '{data}', "
+               "'input_dir': 'noisy', 'target_dir': 'gt'}")
     before = snapshot(data)
     code, _, err = cli("eval", [*CFG, f"Global.pretrained_model={weights}", dataset, "--save_dir", save_dir], capsys)
     assert_one_line(code, err, "--save_dir", fragment)
