@@ -384,7 +384,7 @@ def main(argv=None):
     if tile and (tile % multiple or not 0 <= overlap < tile):
         raise ConfigError(f"--tile {tile} must be a multiple of {multiple} and larger than --tile_overlap {overlap}")
 
-    if args.output is None:
+    if not (args.output or "").strip():  # absent, or an empty value from a harness (`--output=`)
         args.output = io.default_output_dir(spec)
         print(f"no --output given: writing results to {args.output}")
     inputs = io.list_inputs(args.input)

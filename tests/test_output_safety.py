@@ -96,13 +96,14 @@ def data(tmp_path):
 def test_infer_refuses_outputs_onto_its_inputs(export_dir, data, capsys, monkeypatch, output, extra, fragment):
     """`--output gt/ --gt gt/` used to overwrite the ground truth and then score 59 dB against
     itself; any spelling of an input/gt folder or file (symlink, `..`, a subfolder) is refused
-    before any work, and no byte of the data changes."""
+    before any work, even with --overwrite, and no byte of the data changes."""
     monkeypatch.chdir(data)
     os.symlink("gt", "gt_link")
     source = "noisy/img_0.png" if extra == ["--input1"] else "noisy"
     extra = [] if extra == ["--input1"] else extra
     before = snapshot(data)
-    code, _, err = cli("infer", ["--model_dir", export_dir, "--input", source, "--output", output, *extra], capsys)
+    code, _, err = cli("infer", ["--model_dir", export_dir, "--input", source, "--output", output, "--overwrite",
+                                 *extra], capsys)
     assert_one_line(code, err, fragment, "refusing to")
     assert snapshot(data) == before
 
