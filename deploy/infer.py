@@ -362,7 +362,7 @@ def is_out_of_memory(exc):
 def out_of_memory_error(path, shape, tile, multiple):
     """The one line for an image that does not fit: what was tried and what to pass instead."""
     n, _, h, w = shape
-    smaller = max(multiple, tile // 2 // multiple * multiple) if tile else 512
+    smaller = max(multiple, (tile // 2 if tile else 512) // multiple * multiple)
     how = f"with --tile {tile}" if tile else "untiled"
     batch = f" (batch of {n}; or pass --batch_size 1)" if n > 1 else ""
     return DataError(f"{path} ({w}x{h}) does not fit in memory {how}{batch}; pass --tile {smaller}")
@@ -405,15 +405,13 @@ def main(argv=None):
 
     failures = io.Failures(len(inputs))
 
-    def skip(i, exc):
-        failures.add(inputs[i], exc)
-
     def try_load(i, report=True):
         try:
             return load(i)
         except (DataError, MemoryError) as exc:
             if report:
-                skip(i, exc if isinstance(exc, DataError) else DataError(f"not enough memory to read {inputs[i]}"))
+                failures.add(inputs[i], exc if isinstance(exc, DataError)
+                             else DataError(f"not enough memory to read {inputs[i]}"))
         return None
 
     tune_shapes = None
@@ -432,16 +430,15 @@ def main(argv=None):
                              pad_mode=spec.get("pad_mode", "reflect"))
 
     def forward_group(group):
-        x = np.stack([item["image"] for item in group])
         try:
-            return forward(x)
+            return forward(np.stack([item["image"] for item in group]))
         except Exception as exc:
             if not is_out_of_memory(exc):
                 raise
-        error = out_of_memory_error(inputs[group[0]["index"]], x.shape, tile, multiple)
-        del x
+        shape = (len(group),) + group[0]["image"].shape
+        error = out_of_memory_error(inputs[group[0]["index"]], shape, tile, multiple)
         for item in group:
-            skip(item["index"], error)
+            failures.add(inputs[item["index"]], error)
         return []
 
     logger = None
@@ -483,7 +480,7 @@ def main(argv=None):
                 try:
                     values = score(metrics, img, gts[i], inputs[i])
                 except DataError as exc:
-                    skip(i, exc)
+                    failures.add(inputs[i], exc)
                     continue
                 for name, value in values.items():
                     scores[name].append(value)
