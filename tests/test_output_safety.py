@@ -396,6 +396,23 @@ def test_export_into_an_unwritable_folder_is_one_line(weights, tmp_path, capsys,
     assert not (tmp_path / "ro").exists()
 
 
+@pytest.mark.parametrize("tool, argv, flag", [
+    ("predict", [*CFG, "Global.pretrained_model=W", "--input", "IMG", "--output", ""], "--output"),
+    ("export", [*CFG, "Global.pretrained_model=W", "--save_dir", " "], "--save_dir"),
+    ("convert_weights", ["--arch", "MIRNetV2", "--src", TINY_PTH, "--dst", ""], "--dst"),
+])
+def test_empty_output_path_is_refused(weights, data, capsys, monkeypatch, tool, argv, flag):
+    """An empty output path (a harness substituting nothing) used to mean "the current folder";
+    it is refused in one line and nothing is written there."""
+    monkeypatch.chdir(data)
+    argv = [{"Global.pretrained_model=W": f"Global.pretrained_model={weights}", "IMG": "noisy"}.get(a, a)
+            for a in argv]
+    before = snapshot(data)
+    code, _, err = cli(tool, argv, capsys)
+    assert_one_line(code, err, f"{flag} is empty")
+    assert snapshot(data) == before
+
+
 # ---- corrupt weights for the dygraph tools ----------------------------------------------------
 
 @pytest.mark.parametrize("tool, extra", [

@@ -56,6 +56,8 @@ def refuse_overlap(writes, reads, removes=()):
     for path, label in writes:
         if path is None:
             continue
+        if not os.fspath(path).strip():
+            raise DataError(f"{label} is empty; give a path")
         for src, src_label, is_dir in reads:
             if is_dir and is_inside(path, src):
                 where = "is" if real(path) == real(src) else "lies inside"
