@@ -315,6 +315,23 @@ def test_eval_save_dir_never_writes_into_the_dataset(weights, data, capsys, monk
     assert snapshot(data) == before
 
 
+def test_eval_save_dir_replaces_only_images_it_wrote(weights, data, tmp_path, capsys):
+    """--save_dir holding an image ppir did not write under a name eval would use is refused
+    (bytes unchanged); eval's own earlier images are replaced on a rerun without a flag."""
+    dataset = (f"Eval.dataset={{'name': 'PairedImageDataset', 'root': '{data}', "
+               "'input_dir': 'noisy', 'target_dir': 'gt'}")
+    args = [*CFG, f"Global.pretrained_model={weights}", dataset, "--save_dir", tmp_path / "saved"]
+    assert cli("eval", args, capsys)[0] == 0
+    assert cli("eval", args, capsys)[0] == 0
+    assert sorted(os.listdir(tmp_path / "saved" / "noisy")) == [".ppir-outputs", "img_0.png", "img_1.png", "img_2.png"]
+    stranger = tmp_path / "other" / "noisy" / "img_1.png"
+    stranger.parent.mkdir(parents=True)
+    stranger.write_bytes(b"a user's image")
+    code, _, err = cli("eval", [*args[:-1], tmp_path / "other"], capsys)
+    assert_one_line(code, err, "img_1.png exists and ppir did not write it")
+    assert stranger.read_bytes() == b"a user's image"
+
+
 # ---- tools/convert_weights.py -----------------------------------------------------------------
 
 @pytest.mark.parametrize("spelling", ["same", "symlink", "hardlink", "dotdot"])
