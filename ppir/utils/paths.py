@@ -4,12 +4,13 @@ Every entry point that writes files (deploy/infer.py, tools/eval.py, tools/predi
 tools/convert_weights.py, tools/export.py) calls these before any work, so a mistyped flag costs
 one `error:` line instead of a dataset or an official checkpoint.
 
-* `refuse_overlap`: paths are compared as real paths (symlinks, `..`, the same file spelt twice),
-  and a written file may neither be a file that is read nor lie inside a folder that is read.
-* `check_outputs` / `record_outputs`: an existing file is replaced only if ppir wrote it (its name is listed in the
-  `.ppir-outputs` marker of its folder, written before the files) or the user passed --overwrite,
-  so re-running a command into its own previous output folder works, and an unrelated file does
-  not disappear.
+* `refuse_overlap`: paths are compared as real paths (symlinks, `..`, the same file spelt twice,
+  hard links), and a written file may neither be a file that is read nor lie inside a folder
+  that is read.
+* `check_outputs` / `record_outputs`: an existing file is replaced only if ppir wrote it (its
+  name is listed in the `.ppir-outputs` marker of its folder, written before the files) or the
+  user passed --overwrite, so re-running a command into its own previous output folder works,
+  and an unrelated file does not disappear.
 """
 import errno
 import os
