@@ -214,6 +214,23 @@ def test_infer_out_of_memory_is_one_line_suggesting_tiles(export_dir, data, tmp_
     assert "img_0.png (32x32) does not fit in memory untiled; pass --tile 512" in err[0]
 
 
+@pytest.mark.parametrize("exc, shape, tile, expected", [
+    (MemoryError(), (1, 3, 900, 1200), None, "a.png (1200x900) does not fit in memory untiled; pass --tile 512"),
+    (RuntimeError("onnxruntime: Failed to allocate memory for requested buffer"), (1, 3, 64, 64), 256,
+     "a.png (64x64) does not fit in memory with --tile 256; pass --tile 128"),
+    (RuntimeError("ResourceExhaustedError: Out of memory error on CPU"), (2, 3, 64, 64), None,
+     "(batch of 2; or pass --batch_size 1); pass --tile 512"),
+    (RuntimeError("shape [1, 3] does not match"), None, None, None),
+])
+def test_out_of_memory_is_recognised_and_explained(exc, shape, tile, expected):
+    """Allocation failures of numpy, Paddle and onnxruntime are told apart from other errors, and
+    the line says what was tried and what to pass instead (a tile the model's multiple allows)."""
+    infer = _tool("infer")
+    assert infer.is_out_of_memory(exc) == (expected is not None)
+    if expected:
+        assert expected in str(infer.out_of_memory_error("a.png", shape, tile, multiple=8))
+
+
 def test_unwritable_output_folder_is_one_line(export_dir, data, tmp_path, capsys, monkeypatch):
     """A read-only (or full) output folder is named in one line (simulated: tests run as root)."""
     from ppir.utils import paths
