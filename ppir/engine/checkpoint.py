@@ -53,27 +53,37 @@ class CheckpointManager:
     def __init__(self, output_dir, keep_max=3):
         self.output_dir = output_dir
         self.keep_max = keep_max
+        self.fallback_note = None
 
     def path(self, name):
         return os.path.join(self.output_dir, name)
 
     def save(self, iteration, weights, optimizer=None, state=None, ema=None):
-        """Write iter_<iteration>/ atomically and point `latest` at it; return its path."""
+        """Write iter_<iteration>/ atomically and point `latest` at it; return its path.
+
+        A failed write (full disk, read-only folder) leaves no temporary directory behind and
+        raises CheckpointError naming the folder; the previous checkpoints stay as they were.
+        """
         name = f"iter_{iteration}"
         final = self.path(name)
         tmp = self.path(f".tmp-{name}-{os.getpid()}")
-        shutil.rmtree(tmp, ignore_errors=True)
-        os.makedirs(tmp)
-        _save(weights, os.path.join(tmp, WEIGHTS))
-        fault_point(f"save:{iteration}:weights")
-        if optimizer is not None:
-            _save(optimizer, os.path.join(tmp, OPTIMIZER))
-        if ema is not None:
-            _save(ema, os.path.join(tmp, EMA))
-        _save(dict(state or {}, iter=iteration), os.path.join(tmp, STATE))
-        with open(os.path.join(tmp, COMPLETE), "w") as f:
-            f.write(f"{iteration}\n")
-        _fsync_dir(tmp)
+        try:
+            shutil.rmtree(tmp, ignore_errors=True)
+            os.makedirs(tmp)
+            _save(weights, os.path.join(tmp, WEIGHTS))
+            fault_point(f"save:{iteration}:weights")
+            if optimizer is not None:
+                _save(optimizer, os.path.join(tmp, OPTIMIZER))
+            if ema is not None:
+                _save(ema, os.path.join(tmp, EMA))
+            _save(dict(state or {}, iter=iteration), os.path.join(tmp, STATE))
+            with open(os.path.join(tmp, COMPLETE), "w") as f:
+                f.write(f"{iteration}\n")
+            _fsync_dir(tmp)
+        except OSError as exc:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise CheckpointError(f"cannot write checkpoint {name} in {self.output_dir}: "
+                                  f"{exc.strerror or exc}; the previous checkpoints are intact") from None
         fault_point(f"save:{iteration}:renaming")
         if os.path.exists(final):  # saving the same iteration again (e.g. after a resume)
             old = self.path(f".old-{name}-{os.getpid()}")
@@ -87,6 +97,20 @@ class CheckpointManager:
         _fsync_dir(self.output_dir)
         self.prune()
         return final
+
+    def update_state(self, iteration, **values):
+        """Rewrite fields of iter_<iteration>/state.pdstates atomically (e.g. the best metric found
+        by the validation that ran after the checkpoint was saved)."""
+        path = os.path.join(self.path(f"iter_{iteration}"), STATE)
+        state = dict(paddle.load(path), **values)
+        tmp = f"{path}.tmp-{os.getpid()}"
+        try:
+            _save(state, tmp)
+            os.replace(tmp, path)
+        except OSError as exc:
+            if os.path.exists(tmp):
+                os.remove(tmp)
+            raise CheckpointError(f"cannot update {path}: {exc.strerror or exc}") from None
 
     def mark_best(self, iteration):
         _point(self.path("best_model"), f"iter_{iteration}")
@@ -111,12 +135,33 @@ class CheckpointManager:
             if d.startswith((".tmp-iter_", ".old-iter_")) and not d.endswith(f"-{os.getpid()}"):
                 shutil.rmtree(self.path(d), ignore_errors=True)
 
+    def complete_iterations(self):
+        """Iterations of the complete iter_N checkpoints, newest first."""
+        if not os.path.isdir(self.output_dir):
+            return []
+        return sorted((int(d[5:]) for d in os.listdir(self.output_dir)
+                       if d.startswith("iter_") and d[5:].isdigit() and is_complete(self.path(d))),
+                      reverse=True)
+
     def latest(self):
-        """The newest complete checkpoint dir, or None."""
+        """The newest complete checkpoint dir, or None.
+
+        `latest` normally names it. If that link is dangling or names an incomplete dir (its
+        target deleted by hand, say), the newest complete iter_N is used instead and
+        `self.fallback_note` says so.
+        """
+        self.fallback_note = None
         link = self.path("latest")
         if os.path.exists(link) and is_complete(link):
             return link
-        return None
+        done = self.complete_iterations()
+        if not done:
+            return None
+        if os.path.lexists(link):
+            target = os.readlink(link) if os.path.islink(link) else link
+            self.fallback_note = (f"{link} points to {target}, which is missing or incomplete; "
+                                  f"using the newest complete checkpoint iter_{done[0]}")
+        return self.path(f"iter_{done[0]}")
 
 
 def _weights_file(path):
@@ -165,16 +210,29 @@ def load_weights(net, path):
     return path
 
 
+def _load_file(path, what):
+    try:
+        return paddle.load(path)
+    except Exception as exc:  # truncated or foreign files raise assorted types
+        raise CheckpointError(f"cannot read the {what} {path} (truncated or not a ppir checkpoint file): "
+                              f"{exc.__class__.__name__}") from None
+
+
 def load_checkpoint(ckpt_dir):
-    """Read everything a resume needs from a checkpoint dir."""
+    """Read everything a resume needs from a checkpoint dir; CheckpointError names a bad file."""
     if not os.path.isdir(ckpt_dir):
         raise CheckpointError(f"checkpoint dir not found: {ckpt_dir}")
     if not is_complete(ckpt_dir):
         raise CheckpointError(f"checkpoint is incomplete (no {COMPLETE} marker): {ckpt_dir}")
-    out = {"weights": load_state(ckpt_dir), "state": paddle.load(os.path.join(ckpt_dir, STATE))}
-    for key, name in (("optimizer", OPTIMIZER), ("ema", EMA)):
+    state_file = os.path.join(ckpt_dir, STATE)
+    if not os.path.isfile(state_file):
+        raise CheckpointError(f"checkpoint has no {STATE}: {ckpt_dir}")
+    out = {"weights": load_state(ckpt_dir), "state": _load_file(state_file, "training state")}
+    if not isinstance(out["state"], dict) or "iter" not in out["state"]:
+        raise CheckpointError(f"{state_file} holds no iteration; not a ppir checkpoint state")
+    for key, name, what in (("optimizer", OPTIMIZER, "optimizer state"), ("ema", EMA, "EMA weights")):
         file = os.path.join(ckpt_dir, name)
-        out[key] = paddle.load(file) if os.path.isfile(file) else None
+        out[key] = _load_file(file, what) if os.path.isfile(file) else None
     return out
 
 
