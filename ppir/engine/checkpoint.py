@@ -214,7 +214,7 @@ def _load_file(path, what):
     try:
         return paddle.load(path)
     except Exception as exc:  # truncated or foreign files raise assorted types
-        raise CheckpointError(f"cannot read the {what} {path} (truncated or not a ppir checkpoint file): "
+        raise CheckpointError(f"cannot read the {what} {os.path.realpath(path)} (truncated or not a ppir checkpoint file): "
                               f"{exc.__class__.__name__}") from None
 
 

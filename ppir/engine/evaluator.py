@@ -1,5 +1,6 @@
 """Score a model on the Eval dataset with the metrics (and protocol) its config names."""
 import os
+import sys
 import time
 
 import numpy as np
@@ -53,7 +54,9 @@ class Evaluator:
         forward = self._forward(ensemble)
         rows, seconds = [], 0.0
         try:
-            for i in tqdm(range(len(self.dataset)), desc="eval", disable=not progress, leave=False):
+            # No bar when stderr is a log file or a pipe: it would only interleave with the messages.
+            bar = progress and sys.stderr.isatty()
+            for i in tqdm(range(len(self.dataset)), desc="eval", disable=not bar, leave=False):
                 sample = self.dataset[i]
                 start = time.perf_counter()
                 out = forward(sample["input"][None])[0]
