@@ -1,6 +1,7 @@
 """Run an exported ppir model (Paddle Inference or onnxruntime) on an image or a folder of images.
 
     python deploy/infer.py --model_dir DIR --input noisy.png --output restored.png
+    python deploy/infer.py --model_dir DIR --input noisy_dir/       # -> ./output/infer/<model_name>/
     python deploy/infer.py --model_dir DIR --input noisy_dir/ --output out_dir/ --gt clean_dir/
     python deploy/infer.py --model_dir DIR --input big.png --output out.png --tile 512 --tile_overlap 32
     python deploy/infer.py --model_dir DIR --input dir/ --output out/ --benchmark True --cpu_threads 2
@@ -12,6 +13,7 @@ See docs/deploy.md.
 """
 import argparse
 import os
+import re
 import shutil
 import sys
 
@@ -21,8 +23,9 @@ if __package__ in (None, ""):  # run as a script: make `ppir` importable from a 
 import numpy as np
 
 import ppir  # noqa: F401  (sets GLOG/OMP defaults before paddle is imported)
-from ppir.errors import ConfigError, DataError, run_cli
+from ppir.errors import ConfigError, DataError, ExportError, run_cli
 from ppir.utils import inference_io as io
+from ppir.utils.paths import record_outputs
 
 PRECISIONS = ("fp32", "fp16", "bf16")
 
@@ -62,6 +65,13 @@ def default_cpu_threads():
         return max(1, os.cpu_count() or 1)
 
 
+def short_reason(exc):
+    """One line out of a (possibly multi-line C++) exception message."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    line = next((x for x in lines if "Error" in x or "error" in x or "Hint" in x), lines[0] if lines else "")
+    return f"{type(exc).__name__}: {line[:300]}"
+
+
 class Predictor:
     """An export directory behind one call: `run(x)` with x an NCHW float32 array, returning the
     NCHW output array. Set-up follows PaddleSeg's deploy/python/infer.py: a base config, then a
@@ -92,7 +102,11 @@ class Predictor:
                 self._init_cpu_config(config)
             from paddle import inference
 
-            self.predictor = inference.create_predictor(config)
+            try:
+                self.predictor = inference.create_predictor(config)
+            except Exception as exc:  # a corrupt or truncated model file: Paddle raises assorted types
+                raise ExportError(f"cannot load the model {model_file} + {params_file} (corrupt or "
+                                  f"incomplete export?): {short_reason(exc)}") from None
             self._input = self.predictor.get_input_handle(self.predictor.get_input_names()[0])
             self._output = self.predictor.get_output_handle(self.predictor.get_output_names()[0])
 
@@ -236,8 +250,12 @@ class Predictor:
             if "CUDAExecutionProvider" not in ort.get_available_providers():
                 raise ConfigError("--device gpu with onnxruntime needs onnxruntime-gpu (CUDAExecutionProvider)")
             providers.insert(0, "CUDAExecutionProvider")
-        self.session = ort.InferenceSession(io.onnx_model_file(self.model_dir, self.spec), options,
-                                            providers=providers)
+        model_file = io.onnx_model_file(self.model_dir, self.spec)
+        try:
+            self.session = ort.InferenceSession(model_file, options, providers=providers)
+        except Exception as exc:  # onnxruntime's own exception types
+            raise ExportError(f"cannot load the ONNX model {model_file} (corrupt or incomplete export?): "
+                              f"{short_reason(exc)}") from None
         self._ort_input = self.session.get_inputs()[0].name
 
     # ---- running -----------------------------------------------------------------------------
@@ -281,7 +299,10 @@ def parse_args(argv):
     parser.add_argument("--model_dir", required=True, help="export directory (tools/export.py --save_dir)")
     parser.add_argument("--input", required=True, help="an image file or a folder of images")
     parser.add_argument("--mask", default=None, help="mask file or folder, for models whose inference.yml has a mask")
-    parser.add_argument("--output", required=True, help="an image file (one input) or a folder")
+    parser.add_argument("--output", default=None,
+                        help="an image file (one input) or a folder (default: ./output/infer/<model_name>/)")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace existing output files that ppir did not write")
     parser.add_argument("--gt", default=None, help="ground truth file or folder: prints PSNR/SSIM")
     parser.add_argument("--device", default="cpu", choices=("cpu", "gpu"))
     parser.add_argument("--enable_mkldnn", type=str2bool, default=True, help="oneDNN on CPU (default True)")
@@ -328,6 +349,25 @@ def build_metrics(spec):
     return build(spec.get("metrics") or [{"name": "PSNR"}, {"name": "SSIM"}], where="inference.yml metrics")
 
 
+# Paddle raises MemoryError for a failed host allocation; onnxruntime and some Paddle paths raise
+# RuntimeError-like types whose message says so.
+_OUT_OF_MEMORY = re.compile(r"out of memory|bad[_ ]?alloc|failed to allocate|cannot allocate|resource ?exhausted",
+                            re.IGNORECASE)
+
+
+def is_out_of_memory(exc):
+    return isinstance(exc, MemoryError) or bool(_OUT_OF_MEMORY.search(f"{type(exc).__name__}: {exc}"))
+
+
+def out_of_memory_error(path, shape, tile, multiple):
+    """The one line for an image that does not fit: what was tried and what to pass instead."""
+    n, _, h, w = shape
+    smaller = max(multiple, tile // 2 // multiple * multiple) if tile else 512
+    how = f"with --tile {tile}" if tile else "untiled"
+    batch = f" (batch of {n}; or pass --batch_size 1)" if n > 1 else ""
+    return DataError(f"{path} ({w}x{h}) does not fit in memory {how}{batch}; pass --tile {smaller}")
+
+
 def main(argv=None):
     args = parse_args(argv)
     from ppir.data.image_io import read_image, write_image
@@ -344,10 +384,15 @@ def main(argv=None):
     if tile and (tile % multiple or not 0 <= overlap < tile):
         raise ConfigError(f"--tile {tile} must be a multiple of {multiple} and larger than --tile_overlap {overlap}")
 
+    if args.output is None:
+        args.output = io.default_output_dir(spec)
+        print(f"no --output given: writing results to {args.output}")
     inputs = io.list_inputs(args.input)
-    outputs = io.output_paths(inputs, args.output)
     masks = io.match_files(inputs, args.mask, "--mask") if args.mask else [None] * len(inputs)
     gts = io.match_files(inputs, args.gt, "--gt") if args.gt else [None] * len(inputs)
+    reads = [(args.mask, "--mask"), (args.gt, "--gt")] + [(p, "--mask") for p in masks] + [(p, "--gt") for p in gts]
+    reads += [(os.path.join(args.model_dir, n), "--model_dir") for n in io.EXPORT_FILES]
+    outputs = io.plan_outputs(args.input, inputs, args.output, reads, overwrite=args.overwrite)
     metrics = build_metrics(spec) if args.gt else []
 
     def load(i):
@@ -358,63 +403,116 @@ def main(argv=None):
                             f"{img.shape[1]}x{img.shape[0]}")
         return {"index": i, "image": io.preprocess(img, spec, mask)}
 
+    failed = []
+
+    def skip(i, exc):
+        """One input failed: a single-image run stops with the error; a folder run reports it and goes on."""
+        if len(inputs) == 1:
+            raise exc
+        failed.append(inputs[i])
+        print(f"skipped {inputs[i]}: {exc}", file=sys.stderr, flush=True)
+
+    def try_load(i, report=True):
+        try:
+            return load(i)
+        except (DataError, MemoryError) as exc:
+            if report:
+                skip(i, exc if isinstance(exc, DataError) else DataError(f"not enough memory to read {inputs[i]}"))
+        return None
+
     tune_shapes = None
     if args.use_tensorrt and args.device == "gpu":
         tune_shapes = set()
-        for i in range(len(inputs)):
-            tune_shapes |= model_input_shapes(load(i)["image"].shape, args.batch_size, tile, multiple)
+        for item in filter(None, (try_load(i, report=False) for i in range(len(inputs)))):
+            tune_shapes |= model_input_shapes(item["image"].shape, args.batch_size, tile, multiple)
     predictor = Predictor(args.model_dir, device=args.device, enable_mkldnn=args.enable_mkldnn,
                           cpu_threads=args.cpu_threads, precision=args.precision,
                           use_tensorrt=args.use_tensorrt, backend=args.backend,
                           batch_size=args.batch_size, tune_shapes=tune_shapes)
+    record_outputs(outputs)
 
     def forward(x):
         return tiled_forward(predictor.run, x, tile=tile, overlap=overlap, multiple=multiple,
                              pad_mode=spec.get("pad_mode", "reflect"))
 
+    def forward_group(group):
+        x = np.stack([item["image"] for item in group])
+        try:
+            return forward(x)
+        except Exception as exc:
+            if not is_out_of_memory(exc):
+                raise
+        error = out_of_memory_error(inputs[group[0]["index"]], x.shape, tile, multiple)
+        del x
+        for item in group:
+            skip(item["index"], error)
+        return []
+
     logger = None
     if args.benchmark:
         from ppir.utils.benchmark_log import AutoLogger
 
-        forward(load(0)["image"][None])  # warm-up: oneDNN primitives / TensorRT engines are built here
+        first = next(filter(None, (try_load(i, report=False) for i in range(len(inputs)))), None)
+        if first is not None:  # warm-up: oneDNN primitives / TensorRT engines are built here
+            try:
+                forward(first["image"][None])
+            except Exception as exc:
+                if not is_out_of_memory(exc):  # the run below reports it per image
+                    raise
         logger = AutoLogger(spec["model_name"], args.precision, batch_size=args.batch_size,
                             data_shape="dynamic", inference_config=predictor.config_status())
 
     scores = {m.name: [] for m in metrics}
+    written = 0
     for start in range(0, len(inputs), args.batch_size):
         if logger:
             logger.times.start()
-        items = [load(i) for i in range(start, min(start + args.batch_size, len(inputs)))]
+        items = list(filter(None, (try_load(i) for i in range(start, min(start + args.batch_size, len(inputs))))))
         if logger:
             logger.times.stamp()
         results = []
         for group in group_by_size(items):
-            outs = forward(np.stack([item["image"] for item in group]))
-            results.extend(zip(group, outs))
+            results.extend(zip(group, forward_group(group)))
         if logger:
             logger.times.stamp()
         restored = []
         for item, out in results:
             restored.append((item["index"], io.postprocess(out, spec)))
             write_image(outputs[item["index"]], restored[-1][1])
+            written += 1
         if logger:
             logger.times.end(stamp=True)
         for i, img in restored:  # scoring is not part of the timed postprocess
             if gts[i]:
-                gt = read_image(gts[i])
-                if gt.shape != img.shape:
-                    raise DataError(f"--gt {gts[i]} is {gt.shape[1]}x{gt.shape[0]}, but the result for "
-                                    f"{inputs[i]} is {img.shape[1]}x{img.shape[0]}")
-                values = {m.name: m(img, gt) for m in metrics}
+                try:
+                    values = score(metrics, img, gts[i], inputs[i])
+                except DataError as exc:
+                    skip(i, exc)
+                    continue
                 for name, value in values.items():
                     scores[name].append(value)
                 print(f"{os.path.basename(inputs[i])}  " + "  ".join(f"{k}: {v:.4f}" for k, v in values.items()))
-    if metrics:
-        print(f"mean over {len(inputs)} images  " + "  ".join(f"{k}: {np.mean(v):.4f}" for k, v in scores.items()))
-    print(f"wrote {len(inputs)} image(s) to {args.output}")
+    if metrics and scores[metrics[0].name]:
+        print(f"mean over {len(scores[metrics[0].name])} images  "
+              + "  ".join(f"{k}: {np.mean(v):.4f}" for k, v in scores.items()))
+    print(f"wrote {written} image(s) to {args.output}")
     if logger:
         logger.report()
+    if failed:
+        print(f"error: {len(failed)} of {len(inputs)} images failed: {', '.join(failed)}", file=sys.stderr, flush=True)
+        return 1
     return 0
+
+
+def score(metrics, img, gt_path, input_path):
+    """The metrics of one result against its ground truth; DataError if the two do not fit."""
+    from ppir.data.image_io import read_image
+
+    gt = read_image(gt_path)
+    if gt.shape != img.shape:
+        raise DataError(f"--gt {gt_path} is {gt.shape[1]}x{gt.shape[0]}, but the result for "
+                        f"{input_path} is {img.shape[1]}x{img.shape[0]}")
+    return {m.name: m(img, gt) for m in metrics}
 
 
 if __name__ == "__main__":

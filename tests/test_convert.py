@@ -165,7 +165,7 @@ def test_convert_weights_cli_end_to_end(tmp_path, tiny_state, capsys):
     dst = tmp_path / "out" / "tiny.pdparams"
     assert tool.main(["--arch", "MIRNetV2", "--src", TINY_PTH, "--dst", str(dst),
                       "--network-args", '{"n_feat": 8, "chan_factor": 1.0}']) == 0
-    assert sorted(os.listdir(dst.parent)) == ["tiny.pdparams"]
+    assert sorted(os.listdir(dst.parent)) == [".ppir-outputs", "tiny.pdparams"]
     net = build_network({"name": "MIRNetV2", **TINY_ARGS})
     missing, unexpected = net.set_state_dict(paddle.load(str(dst)))
     assert not missing and not unexpected

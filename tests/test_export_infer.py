@@ -112,12 +112,32 @@ def test_infer_folder_with_gt_prints_metrics_and_benchmark(exported, demo_denois
                   "--gt", f"{val}/groundtruth", "--batch_size", 2, "--cpu_threads", 1,
                   "--enable_mkldnn", "False", "--benchmark", "True") == 0
     text = capsys.readouterr().out
-    assert sorted(os.listdir(out)) == [os.path.splitext(n)[0] + ".png" for n in names]
+    assert sorted(os.listdir(out)) == [".ppir-outputs"] + [os.path.splitext(n)[0] + ".png" for n in names]
     rows = re.findall(r"^(\S+\.png)  psnr: (\d+\.\d{4})  ssim: (\d\.\d{4})$", text, flags=re.M)
     assert [r[0] for r in rows] == names
     assert re.search(rf"^mean over {len(names)} images  psnr: \d+\.\d{{4}}  ssim: \d\.\d{{4}}$", text, flags=re.M)
     assert "root INFO:  preprocess_time(ms): " in text and "gpu_rss(MB): None, gpu_util: None%" in text
     assert f"root INFO:  data_num: {len(names) // 2}" in text and "root INFO:  enable_mkldnn: False" in text
+
+
+def test_infer_without_output_writes_to_default_folder(exported, demo_denoise, tmp_path, monkeypatch, capsys):
+    """Without --output (the TIPC harness passes none) results go to ./output/infer/<model_name>/,
+    which is printed, and nothing is written into the input folder."""
+    src = tmp_path / "noisy"
+    src.mkdir()
+    names = sorted(os.listdir(os.path.join(demo_denoise, "val", "input")))[:2]
+    for name in names:
+        shutil.copy(os.path.join(demo_denoise, "val", "input", name), src / name)
+    work = tmp_path / "cwd"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    assert _infer("--model_dir", exported["dir"], "--input", src, "--cpu_threads", 1) == 0
+    with open(os.path.join(exported["dir"], "inference.yml")) as f:
+        model_name = yaml.safe_load(f)["model_name"]
+    out = work / "output" / "infer" / model_name
+    assert f"writing results to {os.path.join('output', 'infer', model_name, '')}" in capsys.readouterr().out
+    assert sorted(n for n in os.listdir(out) if n.endswith(".png")) == [os.path.splitext(n)[0] + ".png" for n in names]
+    assert sorted(os.listdir(src)) == names
 
 
 def test_onnxruntime_backend_writes_the_same_images(exported, demo_denoise, tmp_path):

@@ -28,6 +28,8 @@ def parse_args(argv=None):
     parser.add_argument("--param-key", default=None,
                         help="key holding the state dict inside the file (default: the "
                              "architecture's release wrapper, e.g. 'params' or 'model')")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace an existing --dst that ppir did not write")
     return parser.parse_args(argv)
 
 
@@ -43,8 +45,12 @@ def main(argv=None):
             raise ConfigError(f"--network-args must be a JSON object, got {args.network_args}")
 
     from ppir.models.convert import convert_checkpoint
+    from ppir.utils.paths import check_outputs, record_outputs, refuse_overlap
 
+    refuse_overlap([(args.dst, "--dst")], [(args.src, "--src")])
+    check_outputs([args.dst], args.overwrite, "--dst")
     state = convert_checkpoint(args.arch, args.src, args.dst, network_args, args.param_key)
+    record_outputs([args.dst], "--dst")
     n_params = sum(int(v.size) for v in state.values())
     print(f"converted {len(state)} tensors ({n_params:,} values) for {args.arch}: "
           f"{args.src} -> {args.dst}")

@@ -1,13 +1,14 @@
 """Evaluate a checkpoint on the config's Eval dataset with the paper's metric protocol.
 
     python tools/eval.py -c configs/mirnetv2_sidd.yml -o Global.pretrained_model=output/mirnetv2_sidd/best_model
-    options: --ensemble (x8 flip/rotate self-ensemble), --runtime (per-image time), --save_dir DIR
+    options: --ensemble (x8 flip/rotate self-ensemble), --runtime (per-image time), --save_dir DIR [--overwrite]
 """
 import argparse
+import os
 
 import ppir  # noqa: F401
 from ppir.config import add_config_arguments, config_from_args
-from ppir.errors import run_cli
+from ppir.errors import DataError, run_cli
 
 
 def parse_args(argv):
@@ -16,18 +17,46 @@ def parse_args(argv):
     parser.add_argument("--ensemble", action="store_true", help="x8 geometric self-ensemble")
     parser.add_argument("--runtime", action="store_true", help="report seconds per image")
     parser.add_argument("--save_dir", default=None, help="write the restored images here")
+    parser.add_argument("--overwrite", action="store_true", help="replace existing images ppir did not write")
     return parser.parse_args(argv)
+
+
+def planned_images(dataset, save_dir):
+    """The files `Evaluator.run(save_dir)` writes: <save_dir>/<name relative to the root>.png."""
+    return [os.path.join(save_dir, os.path.splitext(dataset.name(i))[0] + ".png") for i in range(len(dataset))]
+
+
+def check_save_dir(cfg, args, dataset):
+    """Refuse, before any work, a --save_dir whose images would land in the Eval dataset (or on
+    the weights or config), or replace files ppir did not write; returns the planned files."""
+    from ppir.utils.paths import check_outputs, refuse_overlap
+
+    if os.path.exists(args.save_dir) and not os.path.isdir(args.save_dir):
+        raise DataError(f"--save_dir {args.save_dir} is a file, not a folder")
+    images = planned_images(dataset, args.save_dir)
+    reads = [(getattr(dataset, "root", None), "Eval dataset"), (args.config, "-c"),
+             (cfg["Global"]["pretrained_model"], "Global.pretrained_model")]
+    reads += [(p, "Eval dataset") for pair in getattr(dataset, "pairs", ()) for p in pair]
+    refuse_overlap([(args.save_dir, "--save_dir")] + [(p, "--save_dir") for p in images], reads)
+    check_outputs(images, args.overwrite, "--save_dir")
+    return images
 
 
 def main(argv=None):
     args = parse_args(argv)
     cfg = config_from_args(args)
+    from ppir.data import build_eval_dataset
     from ppir.engine.checkpoint import build_trained_model
     from ppir.engine.evaluator import Evaluator, format_scores
+    from ppir.utils.paths import record_outputs
 
+    if args.save_dir:
+        images = check_save_dir(cfg, args, build_eval_dataset(cfg))
     model = build_trained_model(cfg)
     weights = cfg["Global"]["pretrained_model"]
     evaluator = Evaluator(cfg, model)
+    if args.save_dir:
+        record_outputs(images, "--save_dir")
     scores = evaluator.run(save_dir=args.save_dir, ensemble=args.ensemble)
     runtime = scores.pop("runtime")
     print(f"weights: {weights}")

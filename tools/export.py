@@ -29,6 +29,7 @@ import ppir  # noqa: F401  (sets GLOG/OMP defaults before paddle is imported)
 from ppir.config import add_config_arguments, config_from_args
 from ppir.errors import CheckpointError, ExportError, run_cli
 from ppir.utils import inference_io as io
+from ppir.utils.paths import describe_os_error, refuse_overlap
 
 CHECK_SIZES = ((64, 64), (48, 80))  # (H, W), rounded up to the model's pad multiple
 DEFAULT_ATOL = 1e-5
@@ -137,6 +138,20 @@ def build_spec(cfg, model, args, output_name, checks, opset):
     return spec
 
 
+def check_save_dir(save_dir, weights, config):
+    """Before any work: --save_dir must be a folder (or not exist yet), and no export file may
+    replace the weights or the config the export reads (also through a symlink or `..`)."""
+    from ppir.engine.checkpoint import WEIGHTS
+
+    if weights and os.path.isdir(weights):  # a checkpoint dir: only its weights file is read
+        weights = os.path.join(weights, WEIGHTS)
+    writes = [(save_dir, "--save_dir")] + [(os.path.join(save_dir, n), "export file") for n in io.EXPORT_FILES]
+    removes = [(os.path.join(save_dir, n), "--save_dir") for n in io.CACHE_DIRS]  # stale TensorRT engines
+    refuse_overlap(writes, [(weights, "Global.pretrained_model"), (config, "-c")], removes)
+    if os.path.exists(save_dir) and not os.path.isdir(save_dir):
+        raise ExportError(f"--save_dir {save_dir} is a file, not a folder")
+
+
 def commit(tmp_dir, save_dir):
     """Move the verified files from tmp_dir into save_dir; inference.yml goes last."""
     spec_path = os.path.join(save_dir, io.SPEC_FILE)
@@ -162,6 +177,7 @@ def main(argv=None):
     if not weights and not args.allow_random:
         raise CheckpointError("no weights to export: pass -o Global.pretrained_model=PATH "
                               "(or --allow_random to export untrained weights)")
+    check_save_dir(args.save_dir, weights, args.config)
     import paddle
 
     from deploy.infer import Predictor
@@ -184,8 +200,11 @@ def main(argv=None):
 
     save_dir = args.save_dir
     created = not os.path.isdir(save_dir)
-    os.makedirs(save_dir, exist_ok=True)
-    tmp_dir = tempfile.mkdtemp(prefix=".export-", dir=save_dir)
+    try:
+        os.makedirs(save_dir, exist_ok=True)
+        tmp_dir = tempfile.mkdtemp(prefix=".export-", dir=save_dir)
+    except OSError as exc:
+        raise ExportError(f"cannot write to --save_dir {save_dir}: {describe_os_error(exc)}") from None
     committed = False
     try:
         save_static(layer, int(io_spec["in_channels"]), os.path.join(tmp_dir, "inference"))
@@ -215,6 +234,8 @@ def main(argv=None):
             yaml.safe_dump(spec, f, sort_keys=False, default_flow_style=None)
         commit(tmp_dir, save_dir)
         committed = True
+    except OSError as exc:  # a full disk or a folder that turned read-only
+        raise ExportError(f"cannot write the export to {save_dir}: {describe_os_error(exc)}") from None
     finally:
         shutil.rmtree(tmp_dir, ignore_errors=True)
         if created and not committed and not os.listdir(save_dir):

@@ -4,6 +4,7 @@
     python tools/predict.py -c CFG -o Global.pretrained_model=W --input noisy_dir/ --output restored_dir/
 """
 import argparse
+import sys
 
 import ppir  # noqa: F401
 from ppir.config import add_config_arguments, config_from_args
@@ -16,6 +17,7 @@ def parse_args(argv):
     parser.add_argument("--input", required=True, help="an image file or a folder of images")
     parser.add_argument("--output", required=True, help="an image file (for one input) or a folder")
     parser.add_argument("--ensemble", action="store_true", help="x8 geometric self-ensemble")
+    parser.add_argument("--overwrite", action="store_true", help="replace existing output files ppir did not write")
     return parser.parse_args(argv)
 
 
@@ -27,20 +29,36 @@ def main(argv=None):
 
     from ppir.data.image_io import read_image, write_image
     from ppir.engine.checkpoint import build_trained_model
+    from ppir.errors import DataError
     from ppir.utils import inference_io as io
     from ppir.utils.ensemble import ensemble_forward
+    from ppir.utils.paths import record_outputs
 
+    inputs = io.list_inputs(args.input)
+    reads = [(args.config, "-c"), (cfg["Global"]["pretrained_model"], "Global.pretrained_model")]
+    outputs = io.plan_outputs(args.input, inputs, args.output, reads, overwrite=args.overwrite)
     model = build_trained_model(cfg)
+    record_outputs(outputs)
 
     def forward(batch):
         return model.predict(paddle.to_tensor(batch)).numpy()
 
-    inputs = io.list_inputs(args.input)
-    for src, dst in zip(inputs, io.output_paths(inputs, args.output)):
-        batch = read_image(src).transpose(2, 0, 1)[None]
+    failed = []
+    for src, dst in zip(inputs, outputs):
+        try:
+            batch = read_image(src).transpose(2, 0, 1)[None]
+        except DataError as exc:
+            if len(inputs) == 1:
+                raise
+            failed.append(src)  # one bad file in a folder does not stop the run
+            print(f"skipped {src}: {exc}", file=sys.stderr, flush=True)
+            continue
         out = ensemble_forward(forward, batch) if args.ensemble else forward(batch)
         write_image(dst, np.clip(out[0].transpose(1, 2, 0), 0.0, 1.0))
         print(f"{src} -> {dst}")
+    if failed:
+        print(f"error: {len(failed)} of {len(inputs)} images failed: {', '.join(failed)}", file=sys.stderr, flush=True)
+        return 1
     return 0
 
 

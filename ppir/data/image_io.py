@@ -13,6 +13,7 @@ import cv2
 import numpy as np
 
 from ppir.errors import DataError
+from ppir.utils.paths import describe_os_error, write_atomic
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 
@@ -59,15 +60,15 @@ def write_image(path, img):
     if img.dtype != np.uint8:
         img = to_uint8(img)
     folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
     ext = os.path.splitext(path)[1] or ".png"
     ok, buf = cv2.imencode(ext, cv2.cvtColor(img, cv2.COLOR_RGB2BGR))
     if not ok:
         raise DataError(f"cannot encode image as {ext}: {path}")
-    tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "wb") as f:
-        f.write(buf.tobytes())
-    os.replace(tmp, path)
+    try:
+        os.makedirs(folder, exist_ok=True)
+        write_atomic(path, buf.tobytes())
+    except OSError as exc:
+        raise DataError(f"cannot write {path} (folder {folder}): {describe_os_error(exc)}") from None
 
 
 def list_images(folder):

@@ -396,20 +396,29 @@ def convert_state_dict(arch, state, network_args=None, param_key=None, net=None)
 def convert_checkpoint(arch, src, dst, network_args=None, param_key=None):
     """Read `src` (.pth), convert for `arch` and write a Paddle `.pdparams` to `dst` atomically.
 
+    `dst` may not be `src` (also through a symlink or another spelling): refused before reading.
     Returns the converted OrderedDict of numpy arrays.
     """
     import paddle
 
-    state = convert_state_dict(arch, read_pth(src), network_args, param_key)
+    from ppir.utils.paths import describe_os_error, refuse_overlap
+
     dst = os.fspath(dst)
+    refuse_overlap([(dst, "--dst")], [(os.fspath(src), "--src")])
+    if os.path.isdir(dst):
+        raise CheckpointError(f"--dst {dst} is a folder; give the .pdparams file name to write")
+    state = convert_state_dict(arch, read_pth(src), network_args, param_key)
     folder = os.path.dirname(os.path.abspath(dst))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".convert-", suffix=".pdparams", dir=folder)
-    os.close(fd)
+    tmp = None
     try:
+        os.makedirs(folder, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=".convert-", suffix=".pdparams", dir=folder)
+        os.close(fd)
         paddle.save({k: paddle.to_tensor(v) for k, v in state.items()}, tmp)
         os.replace(tmp, dst)
+    except OSError as exc:
+        raise CheckpointError(f"cannot write {dst} (folder {folder}): {describe_os_error(exc)}") from None
     finally:
-        if os.path.exists(tmp):
+        if tmp and os.path.exists(tmp):
             os.remove(tmp)
     return state

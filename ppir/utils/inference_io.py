@@ -19,6 +19,7 @@ import yaml
 
 from ppir.data.image_io import is_image_file
 from ppir.errors import DataError, ExportError
+from ppir.utils.paths import check_outputs, refuse_overlap
 
 SPEC_FILE = "inference.yml"
 PARAMS_FILE = "inference.pdiparams"
@@ -36,6 +37,8 @@ REQUIRED_KEYS = ("model_name", "in_channels", "out_channels", "value_range", "co
 
 def load_spec(model_dir):
     """Read and check `<model_dir>/inference.yml`; ExportError names the missing file or key."""
+    if os.path.isfile(model_dir):
+        raise ExportError(f"--model_dir {model_dir} is a file; give the export folder (tools/export.py --save_dir)")
     if not os.path.isdir(model_dir):
         raise ExportError(f"model dir not found: {model_dir}")
     path = os.path.join(model_dir, SPEC_FILE)
@@ -53,7 +56,51 @@ def load_spec(model_dir):
         raise ExportError(f"{path}: missing key(s) {', '.join(missing)}")
     if spec["layout"] != "NCHW":
         raise ExportError(f"{path}: layout {spec['layout']!r} is not supported (expected NCHW)")
+    check_spec_types(spec, path)
     return spec
+
+
+def _is_int(value, low):
+    return isinstance(value, int) and not isinstance(value, bool) and value >= low
+
+
+def check_spec_types(spec, path):
+    """ExportError naming the key of a hand-edited or damaged inference.yml value that would
+    otherwise surface as a traceback deep inside inference."""
+    from ppir.utils.tiling import _NUMPY_PAD_MODES
+
+    def bad(key, expected):
+        raise ExportError(f"{path}: {key} must be {expected}, got {spec.get(key)!r}")
+
+    low_high = spec["value_range"]
+    if not (isinstance(low_high, list) and len(low_high) == 2
+            and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in low_high)
+            and low_high[0] < low_high[1]):
+        bad("value_range", "[low, high] with low < high")
+    for key in ("in_channels", "out_channels"):
+        if not _is_int(spec[key], 1):
+            bad(key, "a positive integer")
+    if spec["pad_multiple"] is not None and not _is_int(spec["pad_multiple"], 1):
+        bad("pad_multiple", "a positive integer or null")
+    if spec["pad_mode"] not in _NUMPY_PAD_MODES:
+        bad("pad_mode", f"one of {', '.join(sorted(_NUMPY_PAD_MODES))}")
+    mask = spec["mask"]
+    if mask is not None and not (isinstance(mask, dict) and _is_int(mask.get("channels", 1), 1)
+                                 and mask.get("channels", 1) < spec["in_channels"]):
+        bad("mask", "null or a mapping with channels < in_channels")
+    if spec.get("tile") is not None and not _is_int(spec["tile"], 0):
+        bad("tile", "a non-negative integer or null")
+    if not _is_int(spec.get("tile_overlap", 32), 0):
+        bad("tile_overlap", "a non-negative integer")
+    for key in ("model_name", "input_name"):
+        if not isinstance(spec[key], str) or not spec[key].strip():
+            bad(key, "a non-empty string")
+    for key in ("model_file", "params_file", "onnx_file"):
+        if spec.get(key) is not None and not isinstance(spec[key], str):
+            bad(key, "a file name or null")
+    if spec.get("metrics") is not None and not (isinstance(spec["metrics"], list)
+                                                and all(isinstance(m, dict) for m in spec["metrics"])):
+        bad("metrics", "a list of mappings")
 
 
 def paddle_model_files(model_dir, spec=None):
@@ -124,20 +171,46 @@ def match_files(inputs, path, what):
     return matched
 
 
+def default_output_dir(spec):
+    """`./output/infer/<model_name>/`: where results go when no --output is given (the TIPC harness
+    passes none), a folder of its own so results never land next to or onto the inputs."""
+    name = os.path.basename(str(spec["model_name"]).strip().replace("\\", "/").rstrip("/")) or "model"
+    if name in (".", ".."):
+        name = "model"
+    return os.path.join("output", "infer", name, "")
+
+
 def output_paths(inputs, output):
     """Where each result goes: `output` itself for one input and an image-file name, else
     `<output>/<input stem>.png` (PNG, so saving adds no second loss)."""
     if len(inputs) == 1 and is_image_file(output) and not os.path.isdir(output):
-        paths = [output]
-    else:
-        paths = [os.path.join(output, os.path.splitext(os.path.basename(p))[0] + ".png") for p in inputs]
-        dupes = sorted({p for p in paths if paths.count(p) > 1})
-        if dupes:
-            raise DataError(f"--output: two inputs would both be written to {dupes[0]}")
-    sources = {os.path.realpath(p) for p in inputs}
-    for p in paths:
-        if os.path.realpath(p) in sources:
-            raise DataError(f"--output: refusing to overwrite the input image {p}")
+        return [output]
+    if os.path.exists(output) and not os.path.isdir(output):
+        if len(inputs) == 1:
+            raise DataError(f"--output {output} is an existing file without an image extension; "
+                            "give an image file name (.png) or a folder")
+        raise DataError(f"--output {output} is an existing file, but --input has {len(inputs)} images; give a folder")
+    if is_image_file(output) and not os.path.isdir(output):
+        raise DataError(f"--output {output} names an image file, but --input has {len(inputs)} images; "
+                        "give a folder")
+    paths = [os.path.join(output, os.path.splitext(os.path.basename(p))[0] + ".png") for p in inputs]
+    dupes = sorted({p for p in paths if paths.count(p) > 1})
+    if dupes:
+        raise DataError(f"--output: two inputs would both be written to {dupes[0]}")
+    return paths
+
+
+def plan_outputs(source, inputs, output, reads=(), overwrite=False):
+    """The output path of every input (listed from `source`, the --input file or folder), checked
+    before any work: nothing lands on an input, inside the --input folder or on a path in `reads`
+    ((path, flag) pairs, files or folders), and no file ppir did not write is replaced without
+    `overwrite`. Creates nothing (`ppir.utils.paths.record_outputs` does, before writing)."""
+    paths = output_paths(inputs, output)
+    writes = [(p, "--output") for p in paths]
+    if paths != [output]:
+        writes.insert(0, (output, "--output"))
+    refuse_overlap(writes, [(source, "--input")] + list(reads) + [(p, "--input") for p in inputs])
+    check_outputs(paths, overwrite)
     return paths
 
 
