@@ -35,6 +35,11 @@ SCHEMA = {
         "use_visualdl": True,
         "save_val_images": False,
         "max_nonfinite_steps": 10,   # consecutive NaN/Inf steps before the run stops
+        # The switches TIPC's AMP chain appends (PaddleOCR's Global.* spelling); when set they
+        # take precedence over AMP.enable / AMP.init_loss_scaling (ppir/engine/amp.py).
+        "use_amp": None,
+        "scale_loss": None,
+        "use_dynamic_loss_scaling": None,
     },
     "Model": None,
     "Optimizer": None,

@@ -35,10 +35,11 @@ class Amp(NoAmp):
 
     enabled = True
 
-    def __init__(self, level="O1", dtype="float16", init_loss_scaling=1024.0):
+    def __init__(self, level="O1", dtype="float16", init_loss_scaling=1024.0, dynamic=True):
         self.level = level
         self.dtype = dtype
-        self.scaler = paddle.amp.GradScaler(init_loss_scaling=init_loss_scaling)
+        self.scaler = paddle.amp.GradScaler(init_loss_scaling=init_loss_scaling,
+                                            use_dynamic_loss_scaling=dynamic)
 
     def autocast(self):
         return paddle.amp.auto_cast(level=self.level, dtype=self.dtype)
@@ -58,9 +59,20 @@ class Amp(NoAmp):
             self.scaler.load_state_dict(state)
 
 
+def amp_settings(cfg):
+    """(enable, init_loss_scaling, dynamic): the AMP section, overridden by TIPC's Global.use_amp,
+    Global.scale_loss and Global.use_dynamic_loss_scaling where those are set."""
+    amp_cfg, g = cfg["AMP"], cfg["Global"]
+    enable = amp_cfg["enable"] if g.get("use_amp") is None else bool(g["use_amp"])
+    scale = amp_cfg["init_loss_scaling"] if g.get("scale_loss") is None else float(g["scale_loss"])
+    dynamic = True if g.get("use_dynamic_loss_scaling") is None else bool(g["use_dynamic_loss_scaling"])
+    return enable, scale, dynamic
+
+
 def build_amp(cfg, model=None, optimizer=None):
     amp_cfg = cfg["AMP"]
-    if not amp_cfg["enable"]:
+    enable, scale, dynamic = amp_settings(cfg)
+    if not enable:
         return NoAmp()
     if not paddle.is_compiled_with_cuda() or paddle.get_device() == "cpu":
         warnings.warn("AMP.enable is set but this run is on CPU, where Paddle's AMP has no "
@@ -68,4 +80,4 @@ def build_amp(cfg, model=None, optimizer=None):
         return NoAmp()
     if amp_cfg["level"] == "O2" and model is not None:
         paddle.amp.decorate(models=model, optimizers=optimizer, level="O2", dtype=amp_cfg["dtype"])
-    return Amp(amp_cfg["level"], amp_cfg["dtype"], amp_cfg["init_loss_scaling"])
+    return Amp(amp_cfg["level"], amp_cfg["dtype"], scale, dynamic)
