@@ -26,6 +26,7 @@ from ppir.errors import CheckpointError, ConfigError, Interrupted, PpirError
 from ppir.models import build_model
 from ppir.models.restoration_model import all_finite
 from ppir.utils.faults import fault_point
+from ppir.utils.paths import is_inside, real
 from ppir.utils.logger import get_logger
 
 
@@ -135,12 +136,11 @@ def dataset_roots(cfg):
 
 def check_output_dir(cfg):
     """Refuse an output directory that is, or lies inside, a dataset the run reads."""
-    out = os.path.realpath(cfg["Global"]["output_dir"])
+    out = cfg["Global"]["output_dir"]
     for key, root in dataset_roots(cfg):
-        root = os.path.realpath(root)
-        if os.path.commonpath([out, root]) == root:
-            raise ConfigError(f"Global.output_dir {cfg['Global']['output_dir']} is inside the dataset "
-                              f"{key}={root}; ppir never writes into a dataset, choose another output dir")
+        if is_inside(out, root):
+            raise ConfigError(f"Global.output_dir {out} is inside the dataset {key}={real(root)}; "
+                              f"ppir never writes into a dataset, choose another output dir")
 
 
 def check_training_config(cfg):
