@@ -14,12 +14,12 @@ import cv2
 import numpy as np
 
 from ppir.data.image_io import is_image_file
+from ppir.data.transforms import INTERPOLATIONS, resize_uint8, square_crop_box
 from ppir.errors import ConfigError, DataError
 
 DEFAULT_BIN_EDGES = (0.0, 0.2, 0.4, 0.6)
 HOLE_VALUES = ("white", "black")
 CROPS = ("none", "center", "random")
-INTERPOLATIONS = ("pil_nearest", "pil_bilinear", "pil_bicubic", "cv2_nearest", "cv2_linear")
 
 # How each official code turns a training mask file into the network's mask. `threshold` is on
 # [0, 1] and strict (`value > threshold` is white): on 8-bit files CTSDG's `>= 0.5` and ICT's
@@ -169,38 +169,6 @@ def list_masks(folder):
 
 # ---------------------------------------------------------------------------------------------
 # resizing and augmentation
-
-
-def square_crop_box(h, w, crop, rng=None):
-    """(top, left, side) of the square window `crop` ('center' or 'random') takes from HxW."""
-    side = min(h, w)
-    if crop == "random":
-        top = int(rng.integers(0, h - side + 1))
-        left = int(rng.integers(0, w - side + 1))
-    else:
-        top, left = (h - side) // 2, (w - side) // 2
-    return top, left, side
-
-
-def resize_uint8(img, size, interpolation):
-    """Resize uint8 HxWxC to size x size with the named library and filter.
-
-    PIL filters antialias when shrinking and place samples at pixel centres; cv2's do neither,
-    so the two libraries give different pixels: each recipe names the one its official code used.
-    """
-    if img.shape[0] == size and img.shape[1] == size:
-        return img
-    if interpolation.startswith("pil_"):
-        from PIL import Image
-
-        resample = {"pil_nearest": Image.NEAREST, "pil_bilinear": Image.BILINEAR,
-                    "pil_bicubic": Image.BICUBIC}[interpolation]
-        pil = Image.fromarray(img[:, :, 0] if img.shape[2] == 1 else img)
-        out = np.asarray(pil.resize((size, size), resample=resample))
-    else:
-        flag = {"cv2_nearest": cv2.INTER_NEAREST, "cv2_linear": cv2.INTER_LINEAR}[interpolation]
-        out = cv2.resize(img, (size, size), interpolation=flag)
-    return out.reshape(size, size, -1)
 
 
 class MaskTransform:
