@@ -108,6 +108,17 @@ def read_pairs(path):
     return pairs
 
 
+def make_pairs(images, binned, seed=0, modulo=False):
+    """[(image, mask, group)], bins in order, images in order within a bin."""
+    rng = np.random.default_rng(seed)
+    pairs = []
+    for group, masks in binned.items():
+        for i, image in enumerate(images):
+            mask = masks[i % len(masks)] if modulo else masks[int(rng.integers(0, len(masks)))]
+            pairs.append((image, mask, group))
+    return pairs
+
+
 def write_pairs(path, pairs, header=()):
     """Write `image mask group` lines (paths must not contain whitespace)."""
     for triple in pairs:
@@ -341,6 +352,26 @@ class InpaintingDataset:
         if group is not None:
             sample["group"] = group
         return sample
+
+
+@DATASETS.register("DemoInpaintingDataset")
+class DemoInpaintingDataset(InpaintingDataset):
+    """A split of the embedded inpainting demo data (ppir/data/demo.py), built on first use.
+
+    `root=None` uses the cache folder; `split` 'train' or 'test'; the test split reads the
+    committed-style pair list `test_pairs.txt` unless `mask_source` says otherwise. Other
+    keywords are InpaintingDataset's (the demo images are 128x128, hence `size=128`).
+    """
+
+    def __init__(self, split, root=None, seed=0, size=128, pairs=None, mask_source=None,
+                 **kwargs):
+        from ppir.data.demo import INPAINT_PAIRS, ensure_demo
+
+        root = ensure_demo("inpaint", root, seed)
+        if split == "test" and pairs is None and mask_source in (None, "pairs"):
+            pairs = os.path.join(root, INPAINT_PAIRS)
+        super().__init__(root, "misf", split, size=size, pairs=pairs, mask_source=mask_source,
+                         **kwargs)
 
 
 def _check_choice(key, value, choices):
