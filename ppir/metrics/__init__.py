@@ -12,16 +12,17 @@ and the evaluator calls ``metric(pred, gt) -> float`` per image (HWC float array
 averages. The functions doing the arithmetic live in :mod:`ppir.metrics.psnr_ssim`.
 """
 from ppir.errors import ConfigError
-from ppir.metrics.psnr_ssim import (COLOR_ORDERS, SSIM_WINDOWS, MetricInputError,
-                                    MetricOptionError, calculate_psnr, calculate_ssim,
-                                    check_options, to_y_channel)
+from ppir.metrics.psnr_ssim import (COLOR_ORDERS, QUANTIZE_MODES, SSIM_WINDOWS,
+                                    MetricInputError, MetricOptionError, calculate_mae,
+                                    calculate_psnr, calculate_ssim, check_options, to_y_channel)
 from ppir.registry import Registry
 
 METRICS = Registry("metric")
 
-__all__ = ["METRICS", "PSNR", "SSIM", "build_metrics", "calculate_psnr", "calculate_ssim",
-           "check_options", "to_y_channel", "MetricInputError", "MetricOptionError",
-           "COLOR_ORDERS", "SSIM_WINDOWS"]
+__all__ = ["METRICS", "PSNR", "SSIM", "MAE", "build_metrics", "calculate_psnr",
+           "calculate_ssim", "calculate_mae", "check_options", "to_y_channel",
+           "MetricInputError", "MetricOptionError", "COLOR_ORDERS", "QUANTIZE_MODES",
+           "SSIM_WINDOWS"]
 
 
 class _ImageMetric:
@@ -59,6 +60,17 @@ class PSNR(_ImageMetric):
 
     def __call__(self, pred, gt):
         return calculate_psnr(pred, gt, **self.options)
+
+
+@METRICS.register("MAE")
+class MAE(_ImageMetric):
+    """Mean absolute error on the [0, 1] scale (MISF's l1, ICT's mae); see calculate_mae."""
+
+    default_name = "mae"
+    higher_is_better = False
+
+    def __call__(self, pred, gt):
+        return calculate_mae(pred, gt, **self.options)
 
 
 @METRICS.register("SSIM")
