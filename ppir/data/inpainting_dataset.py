@@ -57,21 +57,29 @@ def celeba_split(root, split):
     listing = os.path.join(root, "list_eval_partition.txt")
     if not os.path.isdir(folder):
         raise DataError(f"image folder not found: {folder}")
-    if not os.path.isfile(listing):
-        raise DataError(f"split file not found: {listing}")
-    names = []
-    with open(listing) as f:
-        for lineno, line in enumerate(f, 1):
-            fields = line.split()
-            if not fields:
-                continue
-            if len(fields) != 2:
-                raise DataError(f"{listing}:{lineno}: expected 'name split', got {line.strip()!r}")
-            if fields[1] == CELEBA_SPLITS[split]:
-                names.append(fields[0])
+    names = [name for name, part in read_fields(listing, ("name", "split"), "split file")
+             if part == CELEBA_SPLITS[split]]
     if not names:
         raise DataError(f"{listing}: no image in split {split} ({CELEBA_SPLITS[split]})")
     return folder, names
+
+
+def read_fields(path, columns, what):
+    """Tuples of len(columns) whitespace-separated fields, one per line; blank lines and `#`
+    comments are skipped; a line with another field count is a DataError naming the line."""
+    if not os.path.isfile(path):
+        raise DataError(f"{what} not found: {path}")
+    rows = []
+    with open(path) as f:
+        for lineno, line in enumerate(f, 1):
+            line = line.strip()
+            if not line or line.startswith("#"):
+                continue
+            fields = tuple(line.split())
+            if len(fields) != len(columns):
+                raise DataError(f"{path}:{lineno}: expected '{' '.join(columns)}', got {line!r}")
+            rows.append(fields)
+    return rows
 
 
 def find_images(root, layout="folder", split=None, image_dir=None):
@@ -91,18 +99,7 @@ def find_images(root, layout="folder", split=None, image_dir=None):
 
 def read_pairs(path):
     """Lines `image mask group` (blank lines and `#` comments skipped) -> list of 3-tuples."""
-    if not os.path.isfile(path):
-        raise DataError(f"pair list not found: {path}")
-    pairs = []
-    with open(path) as f:
-        for lineno, line in enumerate(f, 1):
-            line = line.strip()
-            if not line or line.startswith("#"):
-                continue
-            fields = line.split()
-            if len(fields) != 3:
-                raise DataError(f"{path}:{lineno}: expected 'image mask group', got {line!r}")
-            pairs.append(tuple(fields))
+    pairs = read_fields(path, ("image", "mask", "group"), "pair list")
     if not pairs:
         raise DataError(f"pair list is empty: {path}")
     return pairs

@@ -13,7 +13,7 @@ import os
 import cv2
 import numpy as np
 
-from ppir.data.image_io import is_image_file
+from ppir.data.image_io import imread_unchanged, is_image_file
 from ppir.data.transforms import INTERPOLATIONS, resize_uint8, square_crop_box
 from ppir.errors import ConfigError, DataError
 
@@ -110,11 +110,7 @@ def check_mask_options(hole_value="white", threshold=0.5, crop="none",
 
 def read_mask_raw(path):
     """A mask file as uint8 HxWxC (C = 1 or 3), before thresholding; DataError naming the file."""
-    if not os.path.isfile(path):
-        raise DataError(f"mask not found: {path}")
-    data = cv2.imread(path, cv2.IMREAD_UNCHANGED)
-    if data is None:
-        raise DataError(f"cannot decode mask (corrupt or unsupported format): {path}")
+    data = imread_unchanged(path, "mask")
     if data.dtype == np.uint16:
         data = np.round(data / 257.0).astype(np.uint8)
     elif data.dtype != np.uint8:
