@@ -19,7 +19,7 @@ from ppir.registry import Registry
 
 METRICS = Registry("metric")
 
-__all__ = ["METRICS", "PSNR", "SSIM", "MAE", "build_metrics", "calculate_psnr",
+__all__ = ["METRICS", "PSNR", "SSIM", "MAE", "LPIPS", "build_metrics", "calculate_psnr",
            "calculate_ssim", "calculate_mae", "check_options", "to_y_channel",
            "MetricInputError", "MetricOptionError", "COLOR_ORDERS", "QUANTIZE_MODES",
            "SSIM_WINDOWS"]
@@ -91,6 +91,28 @@ class SSIM(_ImageMetric):
 
     def __repr__(self):
         return f"{super().__repr__()[:-1]}, window={self.window!r})"
+
+
+@METRICS.register("LPIPS")
+class LPIPS:
+    """LPIPS v0.1 distance (lower is better) with user-supplied weights; see ppir/metrics/lpips.py.
+
+    `weights` is a torch `.pth` of `lpips.LPIPS(net=...).state_dict()` or a `.pdparams` with the
+    same keys; images are RGB [0, 1], mapped to [-1, 1] before the network.
+    """
+
+    higher_is_better = False
+
+    def __init__(self, weights, net="alex", label=None):
+        from ppir.metrics.lpips import LPIPSNet, load_lpips_weights
+
+        self.net = load_lpips_weights(LPIPSNet(net), weights)
+        self.name = label or "lpips"
+
+    def __call__(self, pred, gt):
+        from ppir.metrics.lpips import lpips_distance
+
+        return lpips_distance(self.net, pred, gt)
 
 
 def build_metrics(cfgs, where="Eval.metrics"):
