@@ -27,7 +27,8 @@ def recipe_fixture(tmp_path_factory):
 def test_recipes_match_the_official_mask_pipelines(recipe_fixture, recipe, key, invert):
     """A soft-edged, non-square 90x70 mask file gives, pixel for pixel, the mask each official
     dataset code makes at 64x64 (fixture from CTSDG/MISF/ICT dataset code with their PIL/cv2
-    calls; CTSDG's is 1 = known, so it is inverted). Evaluation mode: no flips, centre crop."""
+    calls; CTSDG's is 1 = known, so it is inverted). Evaluation mode: no flips, and ICT's
+    upsampler squashes instead of cropping, as its test mode does."""
     path, data = recipe_fixture
     ours = MaskTransform(64, recipe)(path)
     expected = data[key].astype(np.float32)

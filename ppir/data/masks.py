@@ -37,8 +37,9 @@ MASK_RECIPES = {
     # horizontal and vertical flips, `/255 > 0.5`.
     "ict_transformer": dict(crop="none", interpolation="pil_nearest", threshold=0.5, hflip=True,
                             vflip=True),
-    # ICT Guided_Upsample/src/dataset_my.py (training): random square crop, PIL BICUBIC resize,
-    # `> 0`, independent random horizontal and vertical flips.
+    # ICT Guided_Upsample/src/dataset_my.py: training takes a random square crop, PIL BICUBIC
+    # resize, `> 0`, independent random horizontal and vertical flips; testing (mask_type 6)
+    # squashes the whole mask (`resize(..., centerCrop=False)`).
     "ict_upsampler": dict(crop="random", interpolation="pil_bicubic", threshold=0.0, hflip=True,
                           vflip=True),
 }
@@ -171,8 +172,8 @@ class MaskTransform:
     """Turn a mask file into a size x size float32 mask (1 = hole), as an official code does.
 
     Order: square crop -> resize (uint8) -> threshold -> polarity -> random flips. Randomness
-    (crop position, flips) comes from the Generator passed per call; evaluation calls pass none,
-    which uses a centre crop and no flips.
+    (crop position, flips) comes from the Generator passed per call; evaluation calls pass none:
+    no flips, and a 'random' crop becomes none (ICT's test masks are squashed).
     """
 
     def __init__(self, size, recipe="ctsdg", hole_value="white", **overrides):
@@ -193,9 +194,8 @@ class MaskTransform:
         raw = read_mask_raw(path)
         if self.size:
             h, w = raw.shape[:2]
-            if self.crop != "none" and h != w:
-                top, left, side = square_crop_box(h, w, self.crop if rng is not None else "center",
-                                                  rng)
+            if h != w and (self.crop == "center" or (self.crop == "random" and rng is not None)):
+                top, left, side = square_crop_box(h, w, self.crop, rng)
                 raw = raw[top:top + side, left:left + side]
             raw = resize_uint8(raw, self.size, self.interpolation)
         mask = binarize(raw, path, self.hole_value, self.threshold)
