@@ -176,7 +176,14 @@ def test_pair_list_tool_and_dataset(misf_root, tmp_path):
     assert len(pairs) == 6 and {g for _, _, g in pairs} == {"0%-20%", "20%-40%", "40%-60%"}
     assert all(m.startswith(g + os.sep) for _, m, g in pairs)
     ds = InpaintingDataset(misf_root, "misf", "test", size=32, pairs=out)
-    assert ds.mask_source == "pairs" and [ds[i]["group"] for i in range(6)] == [g for *_, g in pairs]
+    assert ds.mask_source == "pairs"
+    assert [ds[i]["group"] for i in range(6)] == [g for *_, g in pairs]
+    flat = str(tmp_path / "flat.txt")  # a flat folder is binned by each file's ratio
+    res = run_tool("tools/make_inpaint_pairs.py", *args[:7], os.path.join(misf_root, "mask-train"),
+                   "--out", flat, "--modulo")
+    assert res.returncode == 0, res.stderr
+    assert [(m, g) for _, m, g in read_pairs(flat)] == [
+        ("m0.png", "0%-20%")] * 2 + [("m1.png", "20%-40%")] * 2 + [("m2.png", "40%-60%")] * 2
     empty = tmp_path / "empty.txt"
     empty.write_text("# nothing\n")
     with pytest.raises(DataError, match="pair list is empty"):
