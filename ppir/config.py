@@ -118,6 +118,14 @@ def _text(optional=True):
     return check
 
 
+def _weights(value):
+    """A weights file or checkpoint dir, or {network name: weights file} for multi-network models."""
+    if isinstance(value, dict):
+        bad = [k for k, v in value.items() if not (isinstance(v, str) and v)]
+        return f"expected {{network: weights file}}, got {value!r}" if bad or not value else None
+    return _text()(value)
+
+
 def _mapping(value):
     return None if value is None or isinstance(value, dict) else f"expected a mapping, got {value!r}"
 
@@ -130,7 +138,7 @@ RULES = {
         "output_dir": _text(), "iters": _integer(1), "seed": _integer(0),
         "device": _one_of("auto", "cpu", "gpu"), "log_interval": _integer(1),
         "eval_interval": _integer(0), "save_interval": _integer(1),
-        "keep_checkpoint_max": _integer(1), "pretrained_model": _text(), "use_visualdl": _boolean,
+        "keep_checkpoint_max": _integer(1), "pretrained_model": _weights, "use_visualdl": _boolean,
         "save_val_images": _boolean, "max_nonfinite_steps": _integer(1),
     },
     "Train": {

@@ -141,14 +141,14 @@ def test_failed_checkpoint_write_leaves_no_temporary_dir(tmp_path, monkeypatch):
     import ppir.engine.checkpoint as ckpt_mod
 
     manager = CheckpointManager(str(tmp_path), keep_max=3)
-    manager.save(1, {"w": paddle.ones([2])}, {"o": paddle.ones([1])}, {})
+    manager.save(1, {"model.pdparams": {"w": paddle.ones([2])}}, {})
 
     def full_disk(obj, path):
         raise OSError(errno.ENOSPC, "No space left on device")
 
     monkeypatch.setattr(ckpt_mod, "_save", full_disk)
     with pytest.raises(CheckpointError, match="No space left on device; the previous checkpoints are intact"):
-        manager.save(2, {"w": paddle.ones([2])}, {"o": paddle.ones([1])}, {})
+        manager.save(2, {"model.pdparams": {"w": paddle.ones([2])}}, {})
     assert not [d for d in os.listdir(tmp_path) if d.startswith(".tmp-")]
     assert os.readlink(tmp_path / "latest") == "iter_1"
 

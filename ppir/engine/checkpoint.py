@@ -1,8 +1,10 @@
 """Crash-safe checkpoints.
 
-A checkpoint is a directory `iter_N/` holding `model.pdparams` (the network, official keys),
-`model.pdopt` (optimizer + LR scheduler), `state.pdstates` (iteration, best metric) and, with
-EMA, `ema.pdparams`. It is written under a temporary name and renamed into place only when every
+A checkpoint is a directory `iter_N/` holding, for every network of the task model, its weights
+and its optimizer + LR-scheduler state: `model.pdparams` / `model.pdopt` for the primary network
+(official keys; what eval, export and `Global.pretrained_model` read), `<name>.pdparams` /
+`<name>.pdopt` for the others (e.g. `discriminator.pdparams`); plus `state.pdstates` (iteration,
+best metric, AMP scale, the resolved config) and, with EMA, `ema.pdparams`. It is written under a temporary name and renamed into place only when every
 file is on disk, so a kill at any moment leaves the previous checkpoints intact. `latest` and
 `best_model` are symbolic links, swapped atomically with os.replace.
 """
@@ -19,6 +21,15 @@ OPTIMIZER = "model.pdopt"
 STATE = "state.pdstates"
 EMA = "ema.pdparams"
 COMPLETE = "COMPLETE"
+
+
+def weights_file(name, primary):
+    """File name of network `name`'s weights in a checkpoint dir."""
+    return WEIGHTS if name == primary else f"{name}.pdparams"
+
+
+def optimizer_file(name, primary):
+    return OPTIMIZER if name == primary else f"{name}.pdopt"
 
 
 def _fsync_dir(path):
@@ -58,11 +69,13 @@ class CheckpointManager:
     def path(self, name):
         return os.path.join(self.output_dir, name)
 
-    def save(self, iteration, weights, optimizer=None, state=None, ema=None):
+    def save(self, iteration, files, state=None):
         """Write iter_<iteration>/ atomically and point `latest` at it; return its path.
 
-        A failed write (full disk, read-only folder) leaves no temporary directory behind and
-        raises CheckpointError naming the folder; the previous checkpoints stay as they were.
+        `files` maps file names (`model.pdparams`, `discriminator.pdopt`, ...) to the objects to
+        save; the state and the COMPLETE marker are written last. A failed write (full disk,
+        read-only folder) leaves no temporary directory behind and raises CheckpointError
+        naming the folder; the previous checkpoints stay as they were.
         """
         name = f"iter_{iteration}"
         final = self.path(name)
@@ -70,12 +83,10 @@ class CheckpointManager:
         try:
             shutil.rmtree(tmp, ignore_errors=True)
             os.makedirs(tmp)
-            _save(weights, os.path.join(tmp, WEIGHTS))
-            fault_point(f"save:{iteration}:weights")
-            if optimizer is not None:
-                _save(optimizer, os.path.join(tmp, OPTIMIZER))
-            if ema is not None:
-                _save(ema, os.path.join(tmp, EMA))
+            for i, (file, obj) in enumerate(files.items()):
+                _save(obj, os.path.join(tmp, file))
+                if i == 0:
+                    fault_point(f"save:{iteration}:weights")
             _save(dict(state or {}, iter=iteration), os.path.join(tmp, STATE))
             with open(os.path.join(tmp, COMPLETE), "w") as f:
                 f.write(f"{iteration}\n")
@@ -218,22 +229,52 @@ def _load_file(path, what):
                               f"{exc.__class__.__name__}") from None
 
 
-def load_checkpoint(ckpt_dir):
-    """Read everything a resume needs from a checkpoint dir; CheckpointError names a bad file."""
+def load_checkpoint(ckpt_dir, networks=("net",), primary=None):
+    """Read everything a resume needs from a checkpoint dir: per network (names in `networks`,
+    `primary` saved as model.*) its weights and optimizer state, the training state and EMA.
+    CheckpointError names a missing or bad file."""
     if not os.path.isdir(ckpt_dir):
         raise CheckpointError(f"checkpoint dir not found: {ckpt_dir}")
     if not is_complete(ckpt_dir):
         raise CheckpointError(f"checkpoint is incomplete (no {COMPLETE} marker): {ckpt_dir}")
+    primary = primary or networks[0]
     state_file = os.path.join(ckpt_dir, STATE)
     if not os.path.isfile(state_file):
         raise CheckpointError(f"checkpoint has no {STATE}: {ckpt_dir}")
-    out = {"weights": load_state(ckpt_dir), "state": _load_file(state_file, "training state")}
+    out = {"state": _load_file(state_file, "training state"), "weights": {}, "optimizers": {}}
     if not isinstance(out["state"], dict) or "iter" not in out["state"]:
         raise CheckpointError(f"{state_file} holds no iteration; not a ppir checkpoint state")
-    for key, name, what in (("optimizer", OPTIMIZER, "optimizer state"), ("ema", EMA, "EMA weights")):
-        file = os.path.join(ckpt_dir, name)
-        out[key] = _load_file(file, what) if os.path.isfile(file) else None
+    for name in networks:
+        out["weights"][name] = load_state(os.path.join(ckpt_dir, weights_file(name, primary)))
+        file = os.path.join(ckpt_dir, optimizer_file(name, primary))
+        out["optimizers"][name] = _load_file(file, "optimizer state") if os.path.isfile(file) else None
+    file = os.path.join(ckpt_dir, EMA)
+    out["ema"] = _load_file(file, "EMA weights") if os.path.isfile(file) else None
     return out
+
+
+def load_pretrained(model, spec):
+    """`Global.pretrained_model` for a task model. A weights file loads the primary network; a
+    checkpoint dir loads every network that has a weights file there (the primary must); a
+    mapping {network: weights file} loads each named network. Returns the loaded names."""
+    if isinstance(spec, dict):
+        unknown = sorted(set(spec) - set(model.networks))
+        if unknown:
+            raise CheckpointError(f"Global.pretrained_model names unknown network(s) {', '.join(unknown)}; "
+                                  f"the model has {', '.join(model.networks)}")
+        for name, path in spec.items():
+            load_weights(model.networks[name], path)
+        return list(spec)
+    if not os.path.isdir(spec):
+        load_weights(model.net, spec)
+        return [model.primary]
+    loaded = []
+    for name, net in model.networks.items():
+        file = os.path.join(spec, weights_file(name, model.primary))
+        if name == model.primary or os.path.isfile(file):
+            load_weights(net, spec if name == model.primary else file)
+            loaded.append(name)
+    return loaded
 
 
 def build_trained_model(cfg):

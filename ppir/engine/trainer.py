@@ -16,15 +16,17 @@ import paddle.distributed as dist
 from ppir.config import dump_config
 from ppir.data import build_train_loader
 from ppir.data.sampler import derive_seed
-from ppir.engine.amp import build_amp
-from ppir.engine.checkpoint import CheckpointManager, load_checkpoint, load_weights
+from ppir.engine.amp import all_finite, build_amp
+from ppir.engine.checkpoint import (EMA, CheckpointManager, check_state_dict, load_checkpoint,
+                                    load_pretrained, optimizer_file, weights_file)
+from ppir.engine.distributed import average_logs, broadcast_states_, ranks_agree
 from ppir.engine.ema import ModelEMA
 from ppir.engine.evaluator import Evaluator, format_scores
-from ppir.engine.lr_scheduler import build_lr_scheduler, build_optimizer
+from ppir.engine.lr_scheduler import build_optimizers
 from ppir.engine.run_dir import claim_output_dir
+from ppir.engine.step import TrainStep
 from ppir.errors import CheckpointError, ConfigError, Interrupted, PpirError
 from ppir.models import build_model
-from ppir.models.restoration_model import all_finite
 from ppir.utils.faults import fault_point
 from ppir.utils.paths import is_inside, real
 from ppir.utils.logger import get_logger
@@ -73,24 +75,16 @@ class VisualDLWriter:
             self.writer.close()
 
 
+def _format_lrs(lrs):
+    return "  ".join(f"{k} {v:.4e}" for k, v in lrs.items())
+
+
 def _format_eta(seconds):
     return str(datetime.timedelta(seconds=int(seconds)))
 
 
-def params_digest(net):
-    """Two float64 numbers per parameter: enough to tell whether two ranks hold the same weights."""
-    values = []
-    for p in net.parameters():
-        a = p.numpy().astype(np.float64)
-        values += [a.sum(), (a * a).sum()]
-    return np.array(values)
-
-
-def check_ranks_agree(net, world_size, logger):
-    digest = paddle.to_tensor(params_digest(net))
-    gathered = []
-    dist.all_gather(gathered, digest)
-    same = all(np.array_equal(g.numpy(), gathered[0].numpy()) for g in gathered)
+def check_ranks_agree(networks, world_size, logger):
+    same = ranks_agree(networks, world_size)
     logger.info(f"weights identical on all {world_size} ranks: {same}")
     if not same:
         raise TrainingStopped("the ranks' weights diverged; data-parallel gradient sync is broken")
@@ -210,14 +204,15 @@ class Trainer:
 
         seed_everything(g["seed"])
         self.model = build_model(cfg)
-        self.lr = build_lr_scheduler(cfg["LRScheduler"])
-        self.optimizer = build_optimizer(cfg["Optimizer"], self.model.net.parameters(), self.lr)
-        self.amp = build_amp(cfg, self.model.net, self.optimizer)
+        self.optimizers, self.schedulers = build_optimizers(cfg, self.model)
+        trained = self.model.trainable()
+        self.amp = build_amp(cfg, [self.model.networks[n] for n in trained],
+                             [self.optimizers[n] for n in trained])
         self.ema = ModelEMA(self.model.net, cfg["EMA"]["decay"]) if cfg["EMA"]["enable"] else None
         self.start_iter, self.best = 0, {"metric": None, "iter": None}
         if g["pretrained_model"]:
-            load_weights(self.model.net, g["pretrained_model"])
-            self.logger.info(f"loaded pretrained weights from {g['pretrained_model']}")
+            loaded = load_pretrained(self.model, g["pretrained_model"])
+            self.logger.info(f"loaded pretrained weights of {', '.join(loaded)} from {g['pretrained_model']}")
         if auto_resume and not resume:
             resume = self.ckpt.latest()
             if self.ckpt.fallback_note:
@@ -230,13 +225,14 @@ class Trainer:
             dump_config(cfg, os.path.join(self.output_dir, "config.yml"))
             with open(os.path.join(self.output_dir, "cmd.txt"), "a") as f:
                 f.write(" ".join(argv or sys.argv) + "\n")
-        self.net = paddle.DataParallel(self.model.net) if self.world_size > 1 else self.model.net
+        if self.world_size > 1:
+            broadcast_states_(self.model.networks.values())
         self.evaluator = Evaluator(cfg, self.model) if (g["eval_interval"] and self.rank == 0) else None
         self.vdl = VisualDLWriter(os.path.join(self.output_dir, "vdl")
                                   if g["use_visualdl"] and self.rank == 0 else None)
 
     def _resume(self, path, allow_config_change=False):
-        ckpt = load_checkpoint(path)
+        ckpt = load_checkpoint(path, list(self.model.networks), self.model.primary)
         state = ckpt["state"]
         start = int(state["iter"])
         if start > self.cfg["Global"]["iters"]:
@@ -254,28 +250,46 @@ class Trainer:
                               f"anyway, or train into another Global.output_dir")
         for change in changes:
             self.logger.warning(f"resuming with a changed config: {change}")
-        load_weights(self.model.net, path)
-        if ckpt["optimizer"] is None:
-            raise CheckpointError(f"{path} has no optimizer state; use Global.pretrained_model to fine-tune from it")
-        self.optimizer.set_state_dict(ckpt["optimizer"])
+        for name, net in self.model.networks.items():
+            check_state_dict(net, ckpt["weights"][name], os.path.join(path, weights_file(name, self.model.primary)))
+            net.set_state_dict(ckpt["weights"][name])
+        for name, optimizer in self.optimizers.items():
+            if ckpt["optimizers"][name] is None:
+                raise CheckpointError(f"{path} has no {optimizer_file(name, self.model.primary)}; "
+                                      f"use Global.pretrained_model to fine-tune from it")
+            optimizer.set_state_dict(ckpt["optimizers"][name])
         self.amp.set_state_dict(state.get("amp"))
         if self.ema is not None and ckpt["ema"] is not None:
             self.ema.set_state_dict(ckpt["ema"])
         self.start_iter = start
         self.best = state.get("best", self.best)
         self.logger.info(f"resumed from {os.path.realpath(path)} at iteration {self.start_iter}, "
-                         f"lr {self.optimizer.get_lr():.4e}")
+                         f"{_format_lrs(self._lrs())}")
+
+    def _lrs(self):
+        """The current learning rate(s): `lr` for one trained network, `lr_<name>` for several."""
+        if len(self.optimizers) == 1:
+            return {"lr": next(iter(self.optimizers.values())).get_lr()}
+        return {f"lr_{name}": opt.get_lr() for name, opt in self.optimizers.items()}
 
     def save(self, iteration):
         if self.rank != 0:
             return
-        if not all_finite(list(self.model.net.parameters())):
+        params = [p for net in self.model.networks.values() for p in net.parameters()]
+        if not all_finite(params):
             raise TrainingStopped(f"weights are not finite at iteration {iteration}; not saving. "
                                   f"Last good checkpoint: {self.ckpt.latest()}")
+        primary = self.model.primary
+        files = {}
+        for name, net in self.model.networks.items():
+            files[weights_file(name, primary)] = net.state_dict()
+            if name in self.optimizers:
+                files[optimizer_file(name, primary)] = self.optimizers[name].state_dict()
+        if self.ema is not None:
+            files[EMA] = self.ema.state_dict()
         state = {"best": self.best, "amp": self.amp.state_dict(), "world_size": self.world_size,
                  "config": {k: v for k, v in self.cfg.items() if not k.startswith("_")}}
-        path = self.ckpt.save(iteration, self.model.net.state_dict(), self.optimizer.state_dict(),
-                              state, self.ema.state_dict() if self.ema else None)
+        path = self.ckpt.save(iteration, files, state)
         self.logger.info(f"saved checkpoint {path}")
 
     def validate(self, iteration):
@@ -307,11 +321,12 @@ class Trainer:
         self.logger.info(f"training {type(self.model.net).__name__} for iterations "
                          f"{self.start_iter + 1}..{total} on {self.device} x{self.world_size}, "
                          f"output in {self.output_dir}")
-        self.model.net.train()
+        self.model.set_train(True)
         nonfinite, iteration = 0, self.start_iter
         reader_cost = batch_cost = 0.0
         samples = window = 0
         started = tic = time.perf_counter()
+        step = TrainStep(self.model.networks, self.optimizers, self.amp, self.world_size)
         with StopRequest() as stop:
             for iteration, batch in enumerate(loader, start=self.start_iter + 1):
                 batch = {k: paddle.to_tensor(v) for k, v in batch.items()}
@@ -319,7 +334,9 @@ class Trainer:
                 fault_point(f"step:{iteration}:rank{self.rank}")
                 # Dropout and any other layer randomness: a pure function of (seed, iteration, rank).
                 paddle.seed(derive_seed(g["seed"], iteration, self.rank, 3) % (1 << 31))
-                logged = self.model.train_step(batch, self.optimizer, self.amp, self.net)
+                step.iteration = iteration
+                logged = self.model.train_step(batch, step)
+                self.amp.update()
                 if logged is None:
                     nonfinite += 1
                     self.logger.warning(f"iteration {iteration}: non-finite loss or gradient, step skipped "
@@ -331,15 +348,16 @@ class Trainer:
                     nonfinite = 0
                     if self.ema is not None:
                         self.ema.update(self.model.net)
-                lr_now = self.optimizer.get_lr()
-                if isinstance(self.lr, paddle.optimizer.lr.LRScheduler):
-                    self.lr.step()
+                lrs = self._lrs()
+                for scheduler in self.schedulers.values():
+                    if isinstance(scheduler, paddle.optimizer.lr.LRScheduler):
+                        scheduler.step()
                 batch_cost += time.perf_counter() - tic
                 samples += int(batch["index"].shape[0])
                 window += 1
                 if logged is not None and (iteration % g["log_interval"] == 0 or iteration == total):
-                    self._log(iteration, total, lr_now, logged, reader_cost / window, batch_cost / window,
-                              samples / batch_cost, started)
+                    self._log(iteration, total, lrs, average_logs(logged, self.world_size),
+                              reader_cost / window, batch_cost / window, samples / batch_cost, started)
                     reader_cost = batch_cost = 0.0
                     samples = window = 0
                 validate = bool(self.evaluator and (iteration % g["eval_interval"] == 0 or iteration == total))
@@ -355,7 +373,7 @@ class Trainer:
                                       f"continue with --auto_resume", stop.signum)
                 tic = time.perf_counter()
         if self.world_size > 1:
-            check_ranks_agree(self.model.net, self.world_size, self.logger)
+            check_ranks_agree(self.model.networks.values(), self.world_size, self.logger)
         self.vdl.close()
         self.logger.info(f"done: iteration {iteration}, best {self.best.get('name', 'metric')} "
                          f"{self.best['metric']} @ iter {self.best['iter']}")
@@ -377,11 +395,11 @@ class Trainer:
             self.ckpt.mark_best(iteration)
             self.logger.info(f"best_model -> iter_{iteration}")
 
-    def _log(self, iteration, total, lr, logged, reader_cost, batch_cost, ips, started):
+    def _log(self, iteration, total, lrs, logged, reader_cost, batch_cost, ips, started):
         done = iteration - self.start_iter
         eta = (time.perf_counter() - started) / max(done, 1) * (total - iteration)
         losses = "  ".join(f"{k} {v:.5f}" for k, v in logged.items())
-        self.logger.info(f"[train] iter {iteration}/{total}  lr {lr:.4e}  {losses}  "
+        self.logger.info(f"[train] iter {iteration}/{total}  {_format_lrs(lrs)}  {losses}  "
                          f"reader_cost {reader_cost:.4f} s  batch_cost {batch_cost:.4f} s  "
                          f"ips: {ips:.2f} images/s  eta {_format_eta(eta)}")
-        self.vdl.scalars(dict(logged, lr=lr), iteration, "train")
+        self.vdl.scalars(dict(logged, **lrs), iteration, "train")
