@@ -171,3 +171,22 @@ def test_discriminator_matches_official_eval_and_train_forward(align):
     assert np.abs(feats[4].numpy() - align["dis_eval_logits"]).max() > 1e-4
     _assert_reprod_close(net.conv1[0].weight_u.numpy(), align["dis_conv1_u_after_train"], 1e-6)
     _assert_reprod_close(net.conv5[0].weight_v.numpy(), align["dis_conv5_v_after_train"], 1e-6)
+
+
+def test_to_static_export_dynamic_square_sizes(tmp_path):
+    """The generator traces under to_static(full_graph=True) with dynamic H/W (the kernel
+    reshapes use runtime shapes, no fixed view sizes), saves, reloads, and gives the dygraph
+    result at two square sizes."""
+    paddle.seed(1)
+    net = build_network({"name": "MISFGenerator", "residual_blocks": 1})
+    net.eval()
+    spec = [paddle.static.InputSpec([None, 4, None, None], "float32", "x")]
+    prefix = str(tmp_path / "inference")
+    paddle.jit.save(paddle.jit.to_static(net, input_spec=spec, full_graph=True), prefix)
+    loaded = paddle.jit.load(prefix)
+    for size in (32, 48):
+        x = paddle.rand([1, 4, size, size])
+        with paddle.no_grad():
+            ref, got = net(x).numpy(), loaded(x).numpy()
+        assert got.shape == (1, 3, size, size)
+        np.testing.assert_allclose(got, ref, atol=1e-5)
