@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from tests.conftest import run_tool
+from tests.test_cli_errors import assert_one_line_error
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 spec = importlib.util.spec_from_file_location("compare_loss",
@@ -92,9 +93,8 @@ def test_curve_selection_by_name(tmp_path, capsys):
     ref.write_text("\n".join(map(str, REF["l1"])))
     assert tool.main([log, str(ref), "--curve", "gen_l1=loss"]) == 0
     assert "gen_l1 vs loss: 4 iterations" in capsys.readouterr().out
-    res = run_tool("tools/compare_loss.py", log, str(ref), "--curve", "adv")
-    assert res.returncode == 2 and res.stderr.strip().count("\n") == 0
-    assert "train.log: no curve 'adv' (has loss, gen_l1)" in res.stderr
+    assert_one_line_error(run_tool("tools/compare_loss.py", log, str(ref), "--curve", "adv"),
+                          "train.log: no curve 'adv' (has loss, gen_l1)")
 
 
 @pytest.mark.parametrize("content, fragment", [
@@ -110,10 +110,7 @@ def test_bad_input_is_one_line_error(tmp_path, content, fragment):
         bad.write_text(content)
     good = tmp_path / "good.txt"
     good.write_text("1.0\n")
-    res = run_tool("tools/compare_loss.py", str(bad), str(good))
-    lines = [line for line in res.stderr.splitlines() if line.strip()]
-    assert res.returncode == 2 and len(lines) == 1 and lines[0].startswith("error: ")
-    assert fragment in lines[0]
+    assert_one_line_error(run_tool("tools/compare_loss.py", str(bad), str(good)), fragment)
 
 
 def test_disjoint_iterations_and_bad_npy(tmp_path):
