@@ -27,6 +27,9 @@ Official behaviour kept on purpose:
 Differences:
 * The official `InpaintGenerator(config, ...)` reads `config.FILTER_TYPE` / `config.kernel_size`
   (absent from `config.yml`) and never uses them: the argument is dropped.
+* `KPN`, `KernelConv` and `Basic` are written for the options `kpn.utils.create_generator()`
+  uses (kernel_size [3], no separable kernels, no attention, bilinear up-sampling, no core bias);
+  the unused alternatives are not ported.
 * The official kernel resize uses size (W // 4, H // 4) where (H // 4, W // 4) is meant, which
   silently scrambles the filters of non-square inputs. The bare generator therefore refuses
   H != W (and sizes that are not multiples of 4) with a ValueError; predict / deploy pad to a
