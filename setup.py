@@ -8,6 +8,6 @@ setup(
     python_requires=">=3.9",
     # The pinned versions live in requirements.txt; these are the import-time needs.
     install_requires=["numpy", "scikit-image", "scipy", "opencv-python-headless", "pyyaml",
-                      "visualdl", "tqdm", "psutil"],
+                      "pillow", "visualdl", "tqdm", "psutil"],
     extras_require={"convert": ["torch"]},  # only to read legacy (non-zip) .pth files
 )
