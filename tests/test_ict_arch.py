@@ -261,7 +261,7 @@ def test_upsampler_shapes_and_errors():
     assert ICTUpsampler.size_multiple == 4
     with pytest.raises(ValueError, match="multiples of 4"):
         net(paddle.rand([1, 6, 14, 16]))
-    with pytest.raises(ValueError, match="6 channels"):
+    with pytest.raises(ValueError, match="with 6 channels"):
         net(paddle.rand([1, 3, 16, 16]))
     with pytest.raises(ConfigError, match="ICTUpsampler"):
         build_network({"name": "ICTUpsampler", "residual_block": 8})

@@ -33,6 +33,7 @@ from paddle import nn
 
 from ppir.models import NETWORKS
 from ppir.models.archs.init import torch_default_init
+from ppir.models.archs.input_checks import check_nchw
 
 __all__ = ["GELU2", "CausalSelfAttention", "Block", "ICTTransformer", "ResnetBlock_remove_IN",
            "ICTUpsampler", "transformer_num_params"]
@@ -269,22 +270,8 @@ class ICTUpsampler(nn.Layer):
                 normal(layer.weight)
                 zeros(layer.bias)
 
-    def _check_input(self, x):
-        # Only in dygraph: under to_static with InputSpec [None, 6, None, None] the sizes are -1.
-        if not paddle.in_dynamic_mode():
-            return
-        if x.ndim != 4 or x.shape[1] != self.in_channels:
-            raise ValueError(
-                f"ICTUpsampler expects an NCHW tensor with 6 channels (masked image + prior), "
-                f"got shape {list(x.shape)}")
-        h, w = x.shape[2], x.shape[3]
-        m = self.size_multiple
-        if h % m or w % m:
-            raise ValueError(
-                f"ICTUpsampler needs H and W to be multiples of {m}, got {h}x{w} "
-                f"(pad the input, e.g. reflect-pad to {-(-h // m) * m}x{-(-w // m) * m})")
-
     def forward(self, x):
-        self._check_input(x)
+        # Unchecked, the official network returns a smaller image off multiples of 4 (14 -> 12).
+        check_nchw("ICTUpsampler (masked image + prior)", x, self.size_multiple, self.in_channels)
         x = self.decoder(self.middle(self.encoder(x)))
         return (paddle.tanh(x) + 1) / 2
