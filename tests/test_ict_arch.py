@@ -265,3 +265,40 @@ def test_upsampler_shapes_and_errors():
         net(paddle.rand([1, 3, 16, 16]))
     with pytest.raises(ConfigError, match="ICTUpsampler"):
         build_network({"name": "ICTUpsampler", "residual_block": 8})
+
+
+class _LogitsOnly(paddle.nn.Layer):
+    """The graph an export will hold: (tokens, masks) -> logits."""
+
+    def __init__(self, net):
+        super().__init__()
+        self.net = net
+
+    def forward(self, idx, masks):
+        return self.net(idx, None, masks)[0]
+
+
+def test_static_export_with_dynamic_shapes(tmp_path):
+    """Both networks export with to_static (batch, sequence length and image size left dynamic)
+    and the saved programs reproduce dygraph exactly on a batch / length / size not fixed at
+    export time."""
+    from paddle.static import InputSpec
+
+    paddle.seed(2)
+    net = _LogitsOnly(ICTTransformer(block_size=16, n_layer=1, n_embd=16, n_head=2))
+    net.eval()
+    idx = paddle.to_tensor(np.arange(24).reshape(2, 12) % 512)
+    masks = paddle.to_tensor((np.arange(24).reshape(2, 12) % 3 == 0).astype(np.float32))
+    paddle.jit.save(paddle.jit.to_static(net, full_graph=True), str(tmp_path / "gpt"),
+                    input_spec=[InputSpec([None, None], "int64"),
+                                InputSpec([None, None], "float32")])
+    loaded = paddle.jit.load(str(tmp_path / "gpt"))
+    np.testing.assert_array_equal(loaded(idx, masks).numpy(), net(idx, masks).numpy())
+
+    up = ICTUpsampler(residual_blocks=1)
+    up.eval()
+    x = paddle.rand([1, 6, 12, 20])
+    paddle.jit.save(paddle.jit.to_static(up, full_graph=True), str(tmp_path / "up"),
+                    input_spec=[InputSpec([None, 6, None, None], "float32")])
+    np.testing.assert_array_equal(paddle.jit.load(str(tmp_path / "up"))(x).numpy(),
+                                  up(x).numpy())
