@@ -290,6 +290,13 @@ ARCH_RULES = {
     # MISF (src/models.py): {'iteration': n, 'generator': sd} and {'discriminator': sd}.
     "MISFGenerator": {"wrappers": ("generator",)},
     "MISFDiscriminator": {"wrappers": ("discriminator",)},
+    # ICT transformer: {'model', 'epoch', 'optimizer', 'tokens', 'best_validation_loss'} from
+    # DDP_trainer.save_checkpoint, or a bare state dict (.pt). Each official attention layer keeps
+    # its causal tril as a persistent `mask` buffer; the port builds it on the fly (BERT mode never
+    # reads it), so it is dropped.
+    "ICTTransformer": {"wrappers": ("model",), "drop": (r"^blocks\.\d+\.attn\.mask$",)},
+    # ICT guided upsampler: {'iteration', 'generator'} (InpaintingModel_gen.pth).
+    "ICTUpsampler": {"wrappers": ("generator",)},
 }
 
 _BN_RENAMES = ((re.compile(r"\.running_mean$"), "._mean"),
