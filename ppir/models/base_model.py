@@ -69,4 +69,18 @@ class TaskModel(abc.ABC):
 
     @abc.abstractmethod
     def io_spec(self):
-        """What a predictor must know to feed the exported model (written to inference.yml)."""
+        """What a predictor must know to feed the exported model (written to inference.yml):
+
+            task: restoration | inpainting
+            layout: NCHW, color_order: RGB
+            inputs:           # the exported graph's inputs, in export_module().forward's order
+              - {name: image, source: input, channels: 3, dtype: float32, value_range: [-1, 1], role: image}
+              - {name: mask, source: mask, channels: 1, dtype: float32, value_range: [0, 1], role: mask,
+                 mask_convention: 1 = known}       # or "1 = hole"; the data layer's mask is 1 = hole
+            host_steps: [{name: ..., **params}]    # ppir.data.host_steps, run before the graph
+            output: {value_range: [-1, 1], composite: true}   # composite: known pixels from the input
+            pad_multiple: 128, pad_mode: reflect
+
+        Each input is taken from the host sample's `source` array (`input`: the masked or degraded
+        image in [0, 1]; `mask`: 1 on holes; or what a host step added), mapped linearly from
+        [0, 1] to `value_range`, and a mask with `mask_convention: 1 = known` is inverted."""
