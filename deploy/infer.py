@@ -384,7 +384,7 @@ def main(argv=None):
     if tile and (tile % multiple or not 0 <= overlap < tile):
         raise ConfigError(f"--tile {tile} must be a multiple of {multiple} and larger than --tile_overlap {overlap}")
 
-    if args.output is None:
+    if not (args.output or "").strip():  # absent, or an empty value from a harness (`--output=`)
         args.output = io.default_output_dir(spec)
         print(f"no --output given: writing results to {args.output}")
     inputs = io.list_inputs(args.input)
@@ -403,14 +403,10 @@ def main(argv=None):
                             f"{img.shape[1]}x{img.shape[0]}")
         return {"index": i, "image": io.preprocess(img, spec, mask)}
 
-    failed = []
+    failures = io.Failures(len(inputs))
 
     def skip(i, exc):
-        """One input failed: a single-image run stops with the error; a folder run reports it and goes on."""
-        if len(inputs) == 1:
-            raise exc
-        failed.append(inputs[i])
-        print(f"skipped {inputs[i]}: {exc}", file=sys.stderr, flush=True)
+        failures.add(inputs[i], exc)
 
     def try_load(i, report=True):
         try:
@@ -498,10 +494,7 @@ def main(argv=None):
     print(f"wrote {written} image(s) to {args.output}")
     if logger:
         logger.report()
-    if failed:
-        print(f"error: {len(failed)} of {len(inputs)} images failed: {', '.join(failed)}", file=sys.stderr, flush=True)
-        return 1
-    return 0
+    return failures.exit_code()
 
 
 def score(metrics, img, gt_path, input_path):

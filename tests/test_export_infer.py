@@ -122,7 +122,8 @@ def test_infer_folder_with_gt_prints_metrics_and_benchmark(exported, demo_denois
 
 def test_infer_without_output_writes_to_default_folder(exported, demo_denoise, tmp_path, monkeypatch, capsys):
     """Without --output (the TIPC harness passes none) results go to ./output/infer/<model_name>/,
-    which is printed, and nothing is written into the input folder."""
+    which is printed, and nothing is written into the input folder; an empty `--output=` means the
+    same, and re-running into that folder works."""
     src = tmp_path / "noisy"
     src.mkdir()
     names = sorted(os.listdir(os.path.join(demo_denoise, "val", "input")))[:2]
@@ -138,6 +139,7 @@ def test_infer_without_output_writes_to_default_folder(exported, demo_denoise, t
     assert f"writing results to {os.path.join('output', 'infer', model_name, '')}" in capsys.readouterr().out
     assert sorted(n for n in os.listdir(out) if n.endswith(".png")) == [os.path.splitext(n)[0] + ".png" for n in names]
     assert sorted(os.listdir(src)) == names
+    assert _infer("--model_dir", exported["dir"], "--input", src, "--output=", "--cpu_threads", 1) == 0  # a rerun
 
 
 def test_onnxruntime_backend_writes_the_same_images(exported, demo_denoise, tmp_path):

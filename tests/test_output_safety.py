@@ -96,13 +96,14 @@ def data(tmp_path):
 def test_infer_refuses_outputs_onto_its_inputs(export_dir, data, capsys, monkeypatch, output, extra, fragment):
     """`--output gt/ --gt gt/` used to overwrite the ground truth and then score 59 dB against
     itself; any spelling of an input/gt folder or file (symlink, `..`, a subfolder) is refused
-    before any work, and no byte of the data changes."""
+    before any work, even with --overwrite, and no byte of the data changes."""
     monkeypatch.chdir(data)
     os.symlink("gt", "gt_link")
     source = "noisy/img_0.png" if extra == ["--input1"] else "noisy"
     extra = [] if extra == ["--input1"] else extra
     before = snapshot(data)
-    code, _, err = cli("infer", ["--model_dir", export_dir, "--input", source, "--output", output, *extra], capsys)
+    code, _, err = cli("infer", ["--model_dir", export_dir, "--input", source, "--output", output, "--overwrite",
+                                 *extra], capsys)
     assert_one_line(code, err, fragment, "refusing to")
     assert snapshot(data) == before
 
@@ -306,7 +307,8 @@ def test_eval_save_dir_never_writes_into_the_dataset(weights, data, capsys, monk
     """`tools/eval.py --save_dir` at or inside the Eval dataset used to write the restored images
     over the dataset's own inputs; it is refused before the model is built, bytes unchanged."""
     monkeypatch.chdir(data)
-    dataset = f"Eval.dataset={{'name': 'PairedImageDataset', 'root': '{data}', 'input_dir': 'noisy', 'target_dir': 'gt'}}"
+    dataset = (f"Eval.dataset={{'name': 'PairedImageDataset', 'root': '{data}', "
+               "'input_dir': 'noisy', 'target_dir': 'gt'}")
     before = snapshot(data)
     code, _, err = cli("eval", [*CFG, f"Global.pretrained_model={weights}", dataset, "--save_dir", save_dir], capsys)
     assert_one_line(code, err, "--save_dir", fragment)
@@ -379,6 +381,19 @@ def test_export_never_replaces_the_weights_it_reads(weights, tmp_path, capsys, c
     code, _, err = cli("export", [*CFG, f"Global.pretrained_model={w}", "--save_dir", save_dir], capsys)
     assert_one_line(code, err, fragment)
     assert snapshot(tmp_path) == before
+
+
+def test_export_into_an_unwritable_folder_is_one_line(weights, tmp_path, capsys, monkeypatch):
+    """A --save_dir that cannot be written (read-only, full) is named in one line, not a traceback."""
+    import tempfile
+
+    def read_only(*args, **kwargs):
+        raise OSError(errno.EROFS, "Read-only file system")
+
+    monkeypatch.setattr(tempfile, "mkdtemp", read_only)
+    code, _, err = cli("export", [*CFG, f"Global.pretrained_model={weights}", "--save_dir", tmp_path / "ro"], capsys)
+    assert_one_line(code, err, f"cannot write to --save_dir {tmp_path / 'ro'}", "read-only")
+    assert not (tmp_path / "ro").exists()
 
 
 # ---- corrupt weights for the dygraph tools ----------------------------------------------------

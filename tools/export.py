@@ -204,6 +204,8 @@ def main(argv=None):
         os.makedirs(save_dir, exist_ok=True)
         tmp_dir = tempfile.mkdtemp(prefix=".export-", dir=save_dir)
     except OSError as exc:
+        if created and os.path.isdir(save_dir) and not os.listdir(save_dir):
+            os.rmdir(save_dir)
         raise ExportError(f"cannot write to --save_dir {save_dir}: {describe_os_error(exc)}") from None
     committed = False
     try:

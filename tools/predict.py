@@ -4,7 +4,6 @@
     python tools/predict.py -c CFG -o Global.pretrained_model=W --input noisy_dir/ --output restored_dir/
 """
 import argparse
-import sys
 
 import ppir  # noqa: F401
 from ppir.config import add_config_arguments, config_from_args
@@ -43,23 +42,17 @@ def main(argv=None):
     def forward(batch):
         return model.predict({"input": paddle.to_tensor(batch)}).numpy()
 
-    failed = []
+    failures = io.Failures(len(inputs))
     for src, dst in zip(inputs, outputs):
         try:
             batch = read_image(src).transpose(2, 0, 1)[None]
         except DataError as exc:
-            if len(inputs) == 1:
-                raise
-            failed.append(src)  # one bad file in a folder does not stop the run
-            print(f"skipped {src}: {exc}", file=sys.stderr, flush=True)
+            failures.add(src, exc)
             continue
         out = ensemble_forward(forward, batch) if args.ensemble else forward(batch)
         write_image(dst, np.clip(out[0].transpose(1, 2, 0), 0.0, 1.0))
         print(f"{src} -> {dst}")
-    if failed:
-        print(f"error: {len(failed)} of {len(inputs)} images failed: {', '.join(failed)}", file=sys.stderr, flush=True)
-        return 1
-    return 0
+    return failures.exit_code()
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ the two sides cannot drift apart. An export directory holds
 with an inference.yml always holds a complete, verified export.
 """
 import os
+import sys
 
 import numpy as np
 import yaml
@@ -212,6 +213,28 @@ def plan_outputs(source, inputs, output, reads=(), overwrite=False):
     refuse_overlap(writes, [(source, "--input")] + list(reads) + [(p, "--input") for p in inputs])
     check_outputs(paths, overwrite)
     return paths
+
+
+class Failures:
+    """The inputs of a run that could not be processed. With one input the error stops the run
+    (exit 2 through run_cli); in a folder run each is reported in one line and the run goes on,
+    ending with the list and exit code 1."""
+
+    def __init__(self, total):
+        self.total, self.paths = total, []
+
+    def add(self, path, exc):
+        if self.total == 1:
+            raise exc
+        self.paths.append(path)
+        print(f"skipped {path}: {exc}", file=sys.stderr, flush=True)
+
+    def exit_code(self):
+        if not self.paths:
+            return 0
+        print(f"error: {len(self.paths)} of {self.total} images failed: {', '.join(self.paths)}",
+              file=sys.stderr, flush=True)
+        return 1
 
 
 # ---- arrays ----------------------------------------------------------------------------------
