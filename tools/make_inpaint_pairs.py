@@ -17,9 +17,8 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-import numpy as np  # noqa: E402
-
-from ppir.data.inpainting_dataset import LAYOUTS, find_images, write_pairs  # noqa: E402
+from ppir.data.inpainting_dataset import (LAYOUTS, find_images, make_pairs,  # noqa: E402
+                                         write_pairs)
 from ppir.data.masks import (DEFAULT_BIN_EDGES, bin_names, check_bin_edges, hole_ratio,  # noqa: E402
                              list_masks, ratio_bin, read_mask)
 from ppir.errors import DataError, run_cli  # noqa: E402
@@ -40,17 +39,6 @@ def masks_by_bin(mask_root, edges, hole_value="white", threshold=0.5):
     if empty:
         raise DataError(f"{mask_root}: no mask with a hole ratio in bin(s) {', '.join(empty)}")
     return binned
-
-
-def make_pairs(images, binned, seed=0, modulo=False):
-    """[(image, mask, group)], bins in order, images in order within a bin."""
-    rng = np.random.default_rng(seed)
-    pairs = []
-    for group, masks in binned.items():
-        for i, image in enumerate(images):
-            mask = masks[i % len(masks)] if modulo else masks[int(rng.integers(0, len(masks)))]
-            pairs.append((image, mask, group))
-    return pairs
 
 
 def main(argv=None):
