@@ -282,6 +282,11 @@ ARCH_RULES = {
     # MIMO-UNet releases: {'model': sd} (plus optimizer/epoch in training states).
     "MIMOUNet": {"wrappers": ("model",)},
     "MIMOUNetPlus": {"wrappers": ("model",)},
+    # CTSDG training states: {'n_iter', 'generator', 'discriminator'}. Spectral-norm tensors
+    # (weight_orig/_u/_v) and the discriminator's aliased `conv1.*` / `features.*` copies keep
+    # their names: Paddle's spectral_norm and module aliasing produce the same keys.
+    "CTSDGGenerator": {"wrappers": ("generator",)},
+    "CTSDGDiscriminator": {"wrappers": ("discriminator",)},
 }
 
 _BN_RENAMES = ((re.compile(r"\.running_mean$"), "._mean"),
