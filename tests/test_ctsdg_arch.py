@@ -197,6 +197,54 @@ def test_matches_official_forward(nets, align, case):
     assert float(output.std()) > 0.2  # weights give a non-trivial, unsaturated output
 
 
+def test_convert_official_training_state(official_file, nets):
+    """From an official `{'n_iter', 'generator', 'discriminator'}` file each arch takes its own
+    state dict: BN running stats land in `_mean`/`_variance`, `num_batches_tracked` is dropped,
+    spectral-norm tensors keep their names, and the aliased `conv1.*`/`features.*` copies carry
+    the same values."""
+    gen, dis = nets
+    out_g = convert_state_dict("CTSDGGenerator", official_file, net=gen)
+    out_d = convert_state_dict("CTSDGDiscriminator", official_file, net=dis)
+    src_g, src_d = official_file["generator"], official_file["discriminator"]
+    assert len(out_g) == 180 and len(out_d) == 56
+    assert not any(k.endswith("num_batches_tracked") for k in list(out_g) + list(out_d))
+    np.testing.assert_array_equal(out_g["ec_texture_2.bn._variance"],
+                                  src_g["ec_texture_2.bn.running_var"])
+    np.testing.assert_array_equal(out_g["bigff.texture_gamma"], src_g["bigff.texture_gamma"])
+    for leaf in ("weight_orig", "weight_u", "weight_v"):
+        key = f"structure_branch.conv3.0.{leaf}"
+        np.testing.assert_array_equal(out_d[key], src_d[key])
+        np.testing.assert_array_equal(out_d[f"texture_branch.conv1.0.{leaf}"],
+                                      out_d[f"texture_branch.features.0.{leaf}"])
+    np.testing.assert_array_equal(out_d["edge_detector.res_layer.4._mean"],
+                                  src_d["edge_detector.res_layer.4.running_mean"])
+
+
+def test_convert_weights_cli_picks_discriminator(official_file, tmp_path, monkeypatch):
+    """`tools/convert_weights.py --arch CTSDGDiscriminator` on an official training state writes a
+    .pdparams holding the 'discriminator' entry that loads with no missing/unexpected keys
+    (the .pth reader is replaced by the in-memory official file: no torch needed)."""
+    import importlib.util
+
+    import ppir.models.convert as convert
+
+    monkeypatch.setattr(convert, "read_pth", lambda path: official_file)
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    spec = importlib.util.spec_from_file_location(
+        "convert_weights", os.path.join(root, "tools", "convert_weights.py"))
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    dst = tmp_path / "ctsdg_d.pdparams"
+    assert tool.main(["--arch", "CTSDGDiscriminator", "--src", "official.pth",
+                      "--dst", str(dst)]) == 0
+    dis = build_network({"name": "CTSDGDiscriminator"})
+    missing, unexpected = dis.set_state_dict(paddle.load(str(dst)))
+    assert not missing and not unexpected
+    np.testing.assert_array_equal(
+        dis.texture_branch.conv2[0].weight_orig.numpy(),
+        official_file["discriminator"]["texture_branch.conv2.0.weight_orig"])
+
+
 def test_partial_conv_is_stateless():
     """A partial conv's result depends only on this call's mask: calling it first with another
     mask (the official layer caches the ratio) changes nothing, and the hole-ratio rescaling
