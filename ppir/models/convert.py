@@ -297,6 +297,11 @@ ARCH_RULES = {
     "ICTTransformer": {"wrappers": ("model",), "drop": (r"^blocks\.\d+\.attn\.mask$",)},
     # ICT guided upsampler: {'iteration', 'generator'} (InpaintingModel_gen.pth).
     "ICTUpsampler": {"wrappers": ("generator",)},
+    # CTSDG training states: {'n_iter', 'generator', 'discriminator'}. Spectral-norm tensors
+    # (weight_orig/_u/_v) and the discriminator's aliased `conv1.*` / `features.*` copies keep
+    # their names: Paddle's spectral_norm and module aliasing produce the same keys.
+    "CTSDGGenerator": {"wrappers": ("generator",)},
+    "CTSDGDiscriminator": {"wrappers": ("discriminator",)},
 }
 
 _BN_RENAMES = ((re.compile(r"\.running_mean$"), "._mean"),

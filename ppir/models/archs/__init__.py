@@ -3,3 +3,4 @@ from ppir.models.archs import mirnet_v2_arch  # noqa: F401
 from ppir.models.archs import mimounet_arch  # noqa: F401
 from ppir.models.archs import misf_arch  # noqa: F401
 from ppir.models.archs import ict_arch  # noqa: F401
+from ppir.models.archs import ctsdg_arch  # noqa: F401
