@@ -5,7 +5,11 @@
 Reads CONFIG (the 51-line suite format) the way test_train_inference_python.sh does, works out the log
 file of every train, eval, export and inference command that MODE must run, and looks each one up in
 ./test_tipc/output/<model_name>/<MODE>/results_python.log. The step list is derived here independently of
-the run script, so a step the script silently skipped is reported as missing.
+the run script, so a step the script silently skipped is reported as missing. The layout is the one of
+PaddleOCR's test_tipc/test_train_inference_python.sh, so a run of that harness is checked the same way;
+both status-line wordings are read: `Run ... with command - <model> - <cmd> - <log>` and the older
+`Run ... with command - <cmd>!` (the log is then the command's `> LOG` redirect, or for a training
+command `<line 8 key>=<dir>` + `.log`).
 
 Exit codes: 0 all expected steps passed; 1 results missing, a "Run failed" line, or an expected step
 absent; 2 bad arguments.
@@ -17,7 +21,9 @@ import shutil
 import subprocess
 import sys
 
-MODES = ("lite_train_lite_infer", "lite_train_whole_infer", "whole_train_whole_infer", "whole_infer")
+MODES = ("lite_train_lite_infer", "lite_train_whole_infer", "whole_train_whole_infer", "whole_infer",
+         "benchmark_train")
+REDIRECT_RE = re.compile(r">\s*(\S+)\s+2>&1")
 STATUS_RE = re.compile(r"^\s*Run (successfully|failed) with command - (.*)$")
 ANSI_RE = re.compile(r"\x1b\[[0-9;]*m")
 
@@ -62,8 +68,8 @@ def has_gpu(python):
     return result.returncode == 0
 
 
-def inference_logs(lines, log_dir, flag_quant, gpu_ok):
-    """Log files of the inference variants func_inference runs for one model."""
+def inference_logs(lines, log_path, flag_quant, gpu_ok, gpu_tag):
+    """Log files of the inference variants func_inference runs for one model (flat in log_path)."""
     devices = split_list(value_of(lines[40]))
     mkldnns = split_list(value_of(lines[41]))
     threads = split_list(value_of(lines[42]))
@@ -77,22 +83,23 @@ def inference_logs(lines, log_dir, flag_quant, gpu_ok):
                 for thread in threads:
                     for bs in batches:
                         for precision in precisions:
-                            if mkldnn == "False" and precision in ("fp16", "int8"):
+                            if mkldnn == "False" and precision == "fp16":
                                 continue
                             if flag_quant == "True" and precision != "int8":
                                 continue
-                            logs.append(f"python_infer_cpu_usemkldnn_{mkldnn}_threads_{thread}"
+                            logs.append(f"python_infer_cpu_gpus_{gpu_tag}_usemkldnn_{mkldnn}_threads_{thread}"
                                         f"_precision_{precision}_batchsize_{bs}.log")
         elif device in ("gpu", "True") and gpu_ok:
             for trt in trts:
                 for precision in precisions:
+                    if flag_quant != "True" and precision == "int8":
+                        continue
+                    if trt == "False" and precision in ("fp16", "int8"):
+                        continue
                     for bs in batches:
-                        if flag_quant != "True" and precision == "int8":
-                            continue
-                        if trt == "False" and precision in ("fp16", "int8"):
-                            continue
-                        logs.append(f"python_infer_gpu_usetrt_{trt}_precision_{precision}_batchsize_{bs}.log")
-    return [f"{log_dir}/{name}" for name in logs]
+                        logs.append(f"python_infer_gpu_gpus_{gpu_tag}_usetrt_{trt}_precision_{precision}"
+                                    f"_batchsize_{bs}.log")
+    return [f"{log_path}/{name}" for name in logs]
 
 
 def expected_logs(lines, mode, gpu_ok):
@@ -104,42 +111,55 @@ def expected_logs(lines, mode, gpu_ok):
         exports = split_list(value_of(lines[37]))
         quants = split_list(value_of(lines[38]))
         for i, _ in enumerate(split_list(value_of(lines[36]))):
-            save_log = f"{log_path}/whole_infer_{i}"
             if (exports[i] if i < len(exports) else "null") != "null":
-                expected.append(f"{log_path}/whole_infer_{i}_export.log")
+                expected.append(f"{log_path}_export_{i}.log")
             if infer_py != "null":
                 quant = quants[i] if i < len(quants) else "False"
-                expected += inference_logs(lines, save_log, quant, gpu_ok)
+                expected += inference_logs(lines, log_path, quant, gpu_ok, "0")
         return expected
 
     trainers = {key_of(lines[i]): (value_of(lines[i]), value_of(lines[j]))
                 for i, j in ((16, 30), (17, 31), (18, 32), (19, 33), (20, 34))}
     eval_py = value_of(lines[23])
     for gpu in split_list(value_of(lines[3])):
-        gpu_tag, nodes = gpu, ""
+        gpu_tag, nodes, nodes_tag = gpu, 1, ""
         if ";" in gpu:
             ips, gpu_tag = gpu.split(";", 1)
-            nodes = f"_nodes_{len(ips.split(','))}"
+            nodes = len(ips.split(","))
+            nodes_tag = f"_nodes_{nodes}"
         for autocast in split_list(value_of(lines[5])) or ["null"]:
             for trainer in split_list(value_of(lines[14])):
                 train, export = trainers.get(trainer, (value_of(lines[15]), value_of(lines[29])))
                 if train in ("", "null"):
                     continue
-                save_log = f"{log_path}/{trainer}_gpus_{gpu_tag}_autocast_{autocast}{nodes}"
-                expected.append(f"{save_log}.log")
-                if ";" in gpu and not gpu_ok:
+                run_name = f"{log_path}/{trainer}_gpus_{gpu_tag}_autocast_{autocast}"
+                expected.append(f"{run_name}{nodes_tag}.log")
+                if (";" in gpu and not gpu_ok) or mode == "benchmark_train":
                     continue
                 if eval_py != "null":
-                    expected.append(f"{save_log}_eval.log")
+                    expected.append(f"{run_name}_nodes_{nodes}_eval.log")
                 if export not in ("", "null"):
-                    expected.append(f"{save_log}_export.log")
+                    expected.append(f"{run_name}_nodes_{nodes}_export.log")
                     if infer_py != "null":
                         quant = "True" if trainer == key_of(lines[16]) else "False"
-                        expected += inference_logs(lines, save_log, quant, gpu_ok)
+                        expected += inference_logs(lines, log_path, quant, gpu_ok, gpu_tag)
     return expected
 
 
-def read_status(results_path):
+def status_log_of(text, save_model_key):
+    """The log file a status line refers to (see the module docstring), or None."""
+    text = text.strip()
+    if not text.endswith("!"):
+        return text.rsplit(" - ", 1)[-1].strip()
+    command = text[:-1]
+    redirect = REDIRECT_RE.search(command)
+    if redirect:
+        return redirect.group(1)
+    save_dir = re.search(re.escape(save_model_key) + r"=(\S+)", command)
+    return save_dir.group(1) + ".log" if save_dir else None
+
+
+def read_status(results_path, save_model_key):
     """{log_path: [status, ...]} from the status lines of results_python.log."""
     status = {}
     with open(results_path, encoding="utf-8", errors="replace") as f:
@@ -147,8 +167,8 @@ def read_status(results_path):
             match = STATUS_RE.match(ANSI_RE.sub("", line).rstrip())
             if not match:
                 continue
-            log = match.group(2).rsplit(" - ", 1)[-1].strip()
-            status.setdefault(log, []).append(match.group(1))
+            log = status_log_of(match.group(2), save_model_key) or match.group(2)
+            status.setdefault(os.path.normpath(log), []).append(match.group(1))
     return status
 
 
@@ -171,8 +191,8 @@ def main(argv=None):
     if not os.path.isfile(results):
         print(f"FAIL {model} {args.mode}: {results} is missing (did test_train_inference_python.sh run?)")
         return 1
-    status = read_status(results)
-    expected = expected_logs(lines, args.mode, has_gpu(value_of(lines[2])))
+    status = read_status(results, key_of(lines[7]))
+    expected = [os.path.normpath(log) for log in expected_logs(lines, args.mode, has_gpu(value_of(lines[2])))]
     problems = []
     for log, outcomes in status.items():
         if "failed" in outcomes:

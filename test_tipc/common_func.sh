@@ -92,6 +92,26 @@ function status_check() {
         "${outcome}" "${model_name}" "${run_command}" "${log_path}" | tee -a "${run_log}"
 }
 
+# func_run CMD LOG
+# Runs CMD (a string, evaluated) with stdout+stderr to LOG, then records the status line in the
+# caller's ${status_log} under ${model_name}.
+# On failure the end of the log is shown so a CI console explains itself.
+function func_run() {
+    local cmd log="$2"
+    # Unused slots leave runs of spaces; squeeze them so the status line reads cleanly.
+    cmd=$(printf '%s' "$1" | tr -s ' ' | sed 's/^ //; s/ $//')
+    mkdir -p "$(dirname "${log}")"
+    eval "${cmd}" > "${log}" 2>&1
+    local rc=$?
+    status_check ${rc} "${cmd}" "${status_log}" "${model_name}" "${log}"
+    if [[ ${rc} -ne 0 ]]; then
+        echo "---- last lines of ${log} (exit code ${rc}) ----"
+        tail -n 20 "${log}"
+        echo "----"
+    fi
+    return ${rc}
+}
+
 # func_convert_hint PYTHON EXPORT_CMD WEIGHTS
 # Prints the command that makes missing whole_infer weights, with the network name read from the
 # `-c` config of EXPORT_CMD (`<NETWORK>` when that config cannot be read).
@@ -106,15 +126,20 @@ print(load_config(sys.argv[1])['Model']['network']['name'])" "${cfg}" 2> /dev/nu
         "${python}" "${arch:-<NETWORK>}" "${weights}"
 }
 
-# Check the CONFIG and MODE arguments, set FILENAME to the config's absolute path and cd to the
+# func_enter_repo CONFIG MODE [ALLOWED_MODE ...]
+# Check the CONFIG and MODE arguments (MODE must be one of ALLOWED_MODE, by default the modes of
+# test_train_inference_python.sh), set FILENAME to the config's absolute path and cd to the
 # repository root (every path in a config is relative to it). Returns 2 with a one-line error.
 function func_enter_repo() {
     local config=$1 mode=$2
-    case "${mode}" in
-        lite_train_lite_infer|lite_train_whole_infer|whole_train_whole_infer|whole_infer) ;;
-        *) echo "error: unknown MODE '${mode}' (lite_train_lite_infer | lite_train_whole_infer |" \
-                "whole_train_whole_infer | whole_infer)" >&2; return 2 ;;
-    esac
+    shift 2
+    local -a allowed=("$@")
+    [[ ${#allowed[@]} -eq 0 ]] && allowed=(lite_train_lite_infer lite_train_whole_infer
+                                           whole_train_whole_infer whole_infer benchmark_train)
+    if [[ " ${allowed[*]} " != *" ${mode} "* ]]; then
+        echo "error: unknown MODE '${mode}' (${allowed[*]})" >&2
+        return 2
+    fi
     if [[ ! -f "${config}" ]]; then
         echo "error: config file not found: ${config}" >&2
         return 2

@@ -3,13 +3,16 @@
 #
 #   bash test_tipc/test_train_inference_python.sh CONFIG MODE [GPUID]
 #
-# MODE: lite_train_lite_infer | lite_train_whole_infer | whole_train_whole_infer | whole_infer
+# MODE: lite_train_lite_infer | lite_train_whole_infer | whole_train_whole_infer | whole_infer |
+#       benchmark_train (training only; test_tipc/benchmark_train.sh drives it)
 # GPUID (whole_infer only): value for CUDA_VISIBLE_DEVICES.
 # Results: ./test_tipc/output/<model_name>/<MODE>/results_python.log, one status line per command.
-# Layout of the config, device rules and the results folder: test_tipc/docs/test_train_inference_python.md.
+# The commands and log files are those of PaddleOCR's test_tipc/test_train_inference_python.sh, so
+# the same config passes both; the differences (checks, CPU fallbacks) are listed in
+# test_tipc/docs/test_train_inference_python.md with the config line by line.
 
 usage="usage: bash test_tipc/test_train_inference_python.sh CONFIG MODE [GPUID]
-  MODE: lite_train_lite_infer | lite_train_whole_infer | whole_train_whole_infer | whole_infer"
+  MODE: lite_train_lite_infer | lite_train_whole_infer | whole_train_whole_infer | whole_infer | benchmark_train"
 if [[ $# -lt 2 ]]; then
     echo "${usage}" >&2
     exit 2
@@ -19,8 +22,8 @@ GPUID=$3
 source "$(dirname "${BASH_SOURCE[0]}")/common_func.sh"
 func_enter_repo "$1" "${MODE}" || { echo "${usage}" >&2; exit 2; }
 
-# Quiet glog INFO spam and keep Paddle eager at one OpenMP thread (two is 2.5x slower on small CPUs,
-# reference/paddle_cpu.md §8); a caller's own settings win.
+# Quiet glog INFO spam and keep Paddle eager at one OpenMP thread (two measured 2.5x slower on this
+# project's 2-core CPU machine); a caller's own settings win.
 export GLOG_minloglevel=${GLOG_minloglevel:-2}
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
 
@@ -42,8 +45,7 @@ train_batch_value=$(func_parser_params "${lines[8]}" "${MODE}")
 pretrain_model_key=$(func_parser_key "${lines[9]}")
 pretrain_model_value=$(func_parser_value "${lines[9]}")
 train_model_name=$(func_parser_value "${lines[10]}")
-# Per mode (`lite_train_lite_infer=one image|lite_train_whole_infer=folder`) or one value for all.
-train_infer_img_dir=$(func_parser_params "${lines[11]}" "${MODE}")
+train_infer_img_dir=$(func_parser_value "${lines[11]}")
 train_param_key1=$(func_parser_key "${lines[12]}")
 train_param_value1=$(func_parser_value "${lines[12]}")
 
@@ -94,8 +96,8 @@ precision_list=$(func_parser_value "${lines[45]}")
 infer_model_key=$(func_parser_key "${lines[46]}")
 image_dir_key=$(func_parser_key "${lines[47]}")
 infer_img_dir=$(func_parser_value "${lines[47]}")
-infer_output_key=$(func_parser_key "${lines[48]}")
-infer_output_value=$(func_parser_value "${lines[48]}")
+save_log_key=$(func_parser_key "${lines[48]}")
+save_log_value=$(func_parser_value "${lines[48]}")
 benchmark_key=$(func_parser_key "${lines[49]}")
 benchmark_value=$(func_parser_value "${lines[49]}")
 infer_key1=$(func_parser_key "${lines[50]}")
@@ -109,7 +111,7 @@ fi
 
 LOG_PATH="./test_tipc/output/${model_name}/${MODE}"
 # A rerun starts from an empty results folder, so results_python.log only ever describes this run.
-rm -rf "${LOG_PATH}"
+rm -rf "${LOG_PATH}" "${LOG_PATH}"_export_*.log
 mkdir -p "${LOG_PATH}"
 status_log="${LOG_PATH}/results_python.log"
 
@@ -123,34 +125,15 @@ if command -v nvidia-smi > /dev/null 2>&1 && ${python} -c \
 fi
 echo "TIPC ${model_name} ${MODE}: GPU available: ${has_gpu}; results in ${LOG_PATH}"
 
-# Runs CMD (a string, evaluated) with stdout+stderr to LOG, then records the status line.
-# On failure the end of the log is shown so a CI console explains itself.
-function func_run() {
-    local cmd log="$2"
-    # Unused slots leave runs of spaces; squeeze them so the status line reads cleanly.
-    cmd=$(printf '%s' "$1" | tr -s ' ' | sed 's/^ //; s/ $//')
-    mkdir -p "$(dirname "${log}")"
-    eval "${cmd}" > "${log}" 2>&1
-    local rc=$?
-    status_check ${rc} "${cmd}" "${status_log}" "${model_name}" "${log}"
-    if [[ ${rc} -ne 0 ]]; then
-        echo "---- last lines of ${log} (exit code ${rc}) ----"
-        tail -n 20 "${log}"
-        echo "----"
-    fi
-    return ${rc}
-}
-
-# func_inference MODEL_DIR LOG_DIR IMG_DIR FLAG_QUANT
-# Runs the inference script once per device variant, logs LOG_DIR/python_infer_<variant>.log.
-# CPU: enable_mkldnn x cpu_threads x batch_size x precision (fp16/int8 only with oneDNN; a quantised
+# func_inference MODEL_DIR IMG_DIR FLAG_QUANT GPU
+# Runs the inference script once per device variant; the log of each is
+# LOG_PATH/python_infer_cpu_gpus_<GPU>_usemkldnn_<m>_threads_<t>_precision_<p>_batchsize_<b>.log or
+# LOG_PATH/python_infer_gpu_gpus_<GPU>_usetrt_<trt>_precision_<p>_batchsize_<b>.log.
+# CPU: enable_mkldnn x cpu_threads x batch_size x precision (no fp16 without oneDNN; a quantised
 # model only as int8). GPU (only where a GPU is available): use_tensorrt x precision x batch_size
 # (int8 only for quantised models, fp16/int8 only with TensorRT).
 function func_inference() {
-    local _model_dir="$1"
-    local _log_dir="$2"
-    local _img_dir="$3"
-    local _flag_quant="$4"
+    local _model_dir="$1" _img_dir="$2" _flag_quant="$3" _gpu="$4"
     local -a devices mkldnns threads batches trts precisions
     func_split_list "${infer_device_list}" devices
     func_split_list "${mkldnn_list}" mkldnns
@@ -158,26 +141,27 @@ function func_inference() {
     func_split_list "${batch_size_list}" batches
     func_split_list "${use_trt_list}" trts
     func_split_list "${precision_list}" precisions
-    local set_model_dir set_infer_data set_benchmark set_infer_params1
+    local set_model_dir set_infer_data set_benchmark set_save_log set_infer_params1
     set_model_dir=$(func_set_params "${infer_model_key}" "${_model_dir}")
     set_infer_data=$(func_set_params "${image_dir_key}" "${_img_dir}")
     set_benchmark=$(func_set_params "${benchmark_key}" "${benchmark_value}")
+    set_save_log=$(func_set_params "${save_log_key}" "${save_log_value}")
     set_infer_params1=$(func_set_params "${infer_key1}" "${infer_value1}")
-    local device kind run_device mkldnn thread bs trt precision variant log cmd
+    local device mkldnn thread bs trt precision cmd
     for device in "${devices[@]}"; do
-        local variants=()
         if [[ "${device}" == "cpu" || "${device}" == "False" ]]; then
             for mkldnn in "${mkldnns[@]}"; do
                 for thread in "${threads[@]}"; do
                     for bs in "${batches[@]}"; do
                         for precision in "${precisions[@]}"; do
-                            if [[ "${mkldnn}" == "False" && ( "${precision}" == "fp16" || "${precision}" == "int8" ) ]]; then
-                                continue
-                            fi
-                            if [[ "${_flag_quant}" == "True" && "${precision}" != "int8" ]]; then
-                                continue
-                            fi
-                            variants+=("cpu|${device}|${mkldnn}|${thread}|${bs}|${precision}|")
+                            [[ "${mkldnn}" == "False" && "${precision}" == "fp16" ]] && continue
+                            [[ "${_flag_quant}" == "True" && "${precision}" != "int8" ]] && continue
+                            cmd="${python} ${inference_py} ${infer_device_key}=${device}"
+                            cmd+=" $(func_set_params "${mkldnn_key}" "${mkldnn}") $(func_set_params "${cpu_threads_key}" "${thread}")"
+                            cmd+=" ${set_model_dir} $(func_set_params "${batch_size_key}" "${bs}") ${set_save_log}"
+                            cmd+=" ${set_infer_data} ${set_benchmark} $(func_set_params "${precision_key}" "${precision}")"
+                            cmd+=" ${set_infer_params1}"
+                            func_run "${cmd}" "${LOG_PATH}/python_infer_cpu_gpus_${_gpu}_usemkldnn_${mkldnn}_threads_${thread}_precision_${precision}_batchsize_${bs}.log"
                         done
                     done
                 done
@@ -189,50 +173,26 @@ function func_inference() {
             fi
             for trt in "${trts[@]}"; do
                 for precision in "${precisions[@]}"; do
+                    [[ "${_flag_quant}" != "True" && "${precision}" == "int8" ]] && continue
+                    [[ "${trt}" == "False" && ( "${precision}" == "fp16" || "${precision}" == "int8" ) ]] && continue
                     for bs in "${batches[@]}"; do
-                        if [[ "${_flag_quant}" != "True" && "${precision}" == "int8" ]]; then
-                            continue
-                        fi
-                        if [[ "${trt}" == "False" && ( "${precision}" == "fp16" || "${precision}" == "int8" ) ]]; then
-                            continue
-                        fi
-                        variants+=("gpu|${device}|||${bs}|${precision}|${trt}")
+                        cmd="${python} ${inference_py} ${infer_device_key}=${device}"
+                        cmd+=" $(func_set_params "${use_trt_key}" "${trt}") $(func_set_params "${precision_key}" "${precision}")"
+                        cmd+=" ${set_model_dir} $(func_set_params "${batch_size_key}" "${bs}") ${set_infer_data}"
+                        cmd+=" ${set_benchmark} ${set_infer_params1} ${set_save_log}"
+                        func_run "${cmd}" "${LOG_PATH}/python_infer_gpu_gpus_${_gpu}_usetrt_${trt}_precision_${precision}_batchsize_${bs}.log"
                     done
                 done
             done
         else
             echo "Does not support hardware other than CPU and GPU Currently! (${infer_device_key}=${device})"
-            continue
         fi
-        local v
-        for v in "${variants[@]}"; do
-            IFS="|" read -r kind run_device mkldnn thread bs precision trt <<< "${v}"
-            if [[ "${kind}" == "cpu" ]]; then
-                variant="cpu_usemkldnn_${mkldnn}_threads_${thread}_precision_${precision}_batchsize_${bs}"
-            else
-                variant="gpu_usetrt_${trt}_precision_${precision}_batchsize_${bs}"
-            fi
-            log="${_log_dir}/python_infer_${variant}.log"
-            local set_output out_value="${infer_output_value}"
-            [[ -z "${out_value}" ]] && out_value="${_log_dir}/infer_output/${variant}"
-            set_output=$(func_set_params "${infer_output_key}" "${out_value}")
-            cmd="${python} ${inference_py} $(func_set_params "${infer_device_key}" "${run_device}")"
-            if [[ "${kind}" == "cpu" ]]; then
-                cmd+=" $(func_set_params "${mkldnn_key}" "${mkldnn}") $(func_set_params "${cpu_threads_key}" "${thread}")"
-            else
-                cmd+=" $(func_set_params "${use_trt_key}" "${trt}")"
-            fi
-            cmd+=" ${set_model_dir} $(func_set_params "${batch_size_key}" "${bs}") ${set_infer_data}"
-            cmd+=" ${set_output} ${set_benchmark} $(func_set_params "${precision_key}" "${precision}") ${set_infer_params1}"
-            func_run "${cmd}" "${log}"
-        done
     done
 }
 
 # Prints the launcher prefix for a gpu_list entry: nothing for CPU (-1) and single devices,
 # `-m paddle.distributed.launch ...` for a multi-device entry. Without a GPU a multi-device entry
-# `0,1` becomes one CPU process per listed id (gloo); `--gpus` would fail on a CPU build
-# (reference/paddle_cpu.md §5).
+# `0,1` becomes one CPU process per listed id (gloo); `--gpus` would fail on a CPU build of Paddle.
 function func_train_launcher() {
     local gpu="$1"
     local save_log="$2"
@@ -259,30 +219,25 @@ if [[ "${MODE}" == "whole_infer" ]]; then
     func_split_list "${infer_export_list}" infer_exports
     func_split_list "${infer_quant_list}" infer_quants
     for i in "${!infer_models[@]}"; do
+        # Line 37 is the weights and, when line 38 exports, also the directory the export is
+        # written to and inference reads (prepare.sh makes it a checkpoint dir).
         infer_model="${infer_models[$i]}"
         infer_export="${infer_exports[$i]:-null}"
-        flag_quant="${infer_quants[$i]:-False}"
-        save_log="${LOG_PATH}/whole_infer_${i}"
-        mkdir -p "${save_log}"
         if [[ "${infer_export}" != "null" ]]; then
-            export_log="${LOG_PATH}/whole_infer_${i}_export.log"
-            infer_model_dir="${save_log}"
-            [[ "${inference_dir}" != "null" && "${inference_dir}" != "##" ]] && infer_model_dir="${save_log}/${inference_dir}"
-            set_export_weight=$(func_set_params "${export_weight_key}" "${infer_model}")
-            set_save_infer_key=$(func_set_params "${save_infer_key}" "${infer_model_dir}")
-            export_cmd="${python} ${infer_export} ${set_export_weight} ${set_save_infer_key}"
+            export_log="${LOG_PATH}_export_${i}.log"
+            export_cmd="${python} ${infer_export} $(func_set_params "${export_weight_key}" "${infer_model}")"
+            export_cmd+=" $(func_set_params "${save_infer_key}" "${infer_model}")"
             if [[ ! -e "${infer_model}" ]]; then
-                msg="missing trained weights ${infer_model} (config line 37, train_model). Convert the official release with: $(func_convert_hint "${python}" "${infer_export}" "${infer_model}") (see test_tipc/docs/test_train_inference_python.md, whole_infer)"
-                echo "error: ${msg}" | tee "${export_log}"
+                echo "error: missing weights ${infer_model} (config line 37, train_model): run" \
+                     "bash test_tipc/prepare.sh CONFIG whole_infer, or put converted weights there:" \
+                     "$(func_convert_hint "${python}" "${infer_export}" "${infer_model}")" | tee "${export_log}"
                 status_check 1 "${export_cmd}" "${status_log}" "${model_name}" "${export_log}"
                 continue
             fi
             func_run "${export_cmd}" "${export_log}" || continue
-        else
-            infer_model_dir="${infer_model}"
         fi
         if [[ "${inference_py}" != "null" ]]; then
-            func_inference "${infer_model_dir}" "${save_log}" "${infer_img_dir}" "${flag_quant}"
+            func_inference "${infer_model}" "${infer_img_dir}" "${infer_quants[$i]:-False}" 0
         fi
     done
 else
@@ -292,8 +247,6 @@ else
     func_split_list "${autocast_list}" autocasts
     func_split_list "${trainer_list}" trainers
     [[ ${#autocasts[@]} -eq 0 ]] && autocasts=("null")
-    img_dir="${train_infer_img_dir}"
-    [[ -z "${img_dir}" || "${img_dir}" == "null" ]] && img_dir="${infer_img_dir}"
     for g in "${!gpus[@]}"; do
         gpu="${gpus[$g]}"
         # Device: -1 is CPU; a GPU id runs on that GPU when there is one, else on CPU.
@@ -307,17 +260,20 @@ else
         fi
         # A line-5 key of `##`/`null` means the trainer picks its own device.
         set_device=$(func_set_params "${device_key}" "${device}")
-        gpu_tag="${gpu}"
+        # `ips;ids` is a multi-machine entry: named by its ids plus _nodes_<number of ips>.
+        gpu_tag="${gpu#*;}"
+        nodes=1
         nodes_tag=""
         if [[ "${gpu}" == *";"* ]]; then
-            gpu_tag="${gpu#*;}"
             IFS="," read -r -a ips <<< "${gpu%%;*}"
-            nodes_tag="_nodes_${#ips[@]}"
+            nodes=${#ips[@]}
+            nodes_tag="_nodes_${nodes}"
         fi
         for autocast in "${autocasts[@]}"; do
-            set_autocast=$(func_set_params "${autocast_key}" "${autocast}")
-            # `auto_cast` (no section) only names the run; a config key such as Global.amp is passed on.
-            [[ "${autocast_key}" == "auto_cast" ]] && set_autocast=" "
+            # As in the reference harness the line-6 key only names the run; `amp` switches AMP on
+            # through the Global.* keys it appends (ppir/engine/amp.py reads them).
+            set_amp=" "
+            [[ "${autocast}" == "amp" ]] && set_amp="Global.use_amp=True Global.scale_loss=1024.0 Global.use_dynamic_loss_scaling=True"
             for trainer in "${trainers[@]}"; do
                 flag_quant=False
                 if [[ "${trainer}" == "${pact_key}" ]]; then
@@ -338,7 +294,8 @@ else
                     continue
                 fi
 
-                save_log="${LOG_PATH}/${trainer}_gpus_${gpu_tag}_autocast_${autocast}${nodes_tag}"
+                run_name="${trainer}_gpus_${gpu_tag}_autocast_${autocast}"
+                save_log="${LOG_PATH}/${run_name}${nodes_tag}"
                 mkdir -p "${save_log}"
                 if [[ "${gpu}" == *";"* && "${has_gpu}" != "True" ]]; then
                     msg="multi-machine entry '${gpu}' needs GPUs; this machine has none"
@@ -355,8 +312,10 @@ else
                 train_env="${env}"
                 [[ -n "${launcher}" ]] && train_env=""
                 cmd="${train_env} ${python} ${launcher} ${run_train} ${set_device} ${set_save_model} ${set_iters}"
-                cmd+=" ${set_pretrain} ${set_autocast} ${set_batchsize} ${set_train_params1}"
+                cmd+=" ${set_pretrain} ${set_batchsize} ${set_train_params1} ${set_amp}"
                 func_run "${cmd}" "${save_log}.log"
+                # benchmark_train measures training only (test_tipc/benchmark_train.sh reads the log).
+                [[ "${MODE}" == "benchmark_train" ]] && continue
 
                 # Eval and export read the checkpoint the training left (line 11, e.g. `latest`).
                 weights="${save_log}/${train_model_name}"
@@ -364,18 +323,20 @@ else
                     set_eval_pretrain=$(func_set_params "${pretrain_model_key}" "${weights}")
                     set_eval_params1=$(func_set_params "${eval_key1}" "${eval_value1}")
                     eval_cmd="${env} ${python} ${eval_py} ${set_eval_pretrain} ${set_device} ${set_eval_params1}"
-                    func_run "${eval_cmd}" "${save_log}_eval.log"
+                    func_run "${eval_cmd}" "${LOG_PATH}/${run_name}_nodes_${nodes}_eval.log"
                 fi
                 if [[ -n "${run_export}" && "${run_export}" != "null" ]]; then
+                    # The export goes to <save_log> itself; inference reads <save_log>/<line 36>,
+                    # which is <save_log> when line 36 is null (tools/export.py writes into --save_dir).
+                    set_export_weight=$(func_set_params "${export_weight_key}" "${weights}")
+                    set_save_infer_key=$(func_set_params "${save_infer_key}" "${save_log}")
+                    export_cmd="${python} ${run_export} ${set_export_weight} ${set_save_infer_key}"
+                    func_run "${export_cmd}" "${LOG_PATH}/${run_name}_nodes_${nodes}_export.log"
                     infer_model_dir="${save_log}"
                     [[ "${inference_dir}" != "null" && "${inference_dir}" != "##" ]] && infer_model_dir="${save_log}/${inference_dir}"
-                    set_export_weight=$(func_set_params "${export_weight_key}" "${weights}")
-                    set_save_infer_key=$(func_set_params "${save_infer_key}" "${infer_model_dir}")
-                    export_cmd="${python} ${run_export} ${set_export_weight} ${set_save_infer_key}"
-                    func_run "${export_cmd}" "${save_log}_export.log"
                     if [[ "${inference_py}" != "null" ]]; then
                         [[ -n "${env}" ]] && export ${env}
-                        func_inference "${infer_model_dir}" "${save_log}" "${img_dir}" "${flag_quant}"
+                        func_inference "${infer_model_dir}" "${train_infer_img_dir}" "${flag_quant}" "${gpu_tag}"
                         unset CUDA_VISIBLE_DEVICES
                     fi
                 fi

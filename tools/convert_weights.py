@@ -3,6 +3,9 @@ r"""Convert an official PyTorch release checkpoint to a Paddle `.pdparams` file.
     python tools/convert_weights.py --arch MIRNetV2 --src real_denoising.pth --dst mirnetv2_sidd.pdparams
     python tools/convert_weights.py --arch MIRNetV2 --src dual_pixel_defocus_deblurring.pth \
         --dst mirnetv2_dpdd.pdparams --network-args '{"inp_channels": 6, "task": "defocus_deblurring"}'
+    python tools/convert_weights.py --arch MISFGenerator --src places2_InpaintingModel_gen.pth \
+        --dst misf_places2_gen.pdparams
+    python tools/convert_weights.py --arch CTSDGGenerator --src celeba.pth --dst ctsdg_g.pdparams
 
 torch is not needed for checkpoints written by torch >= 1.6 (zip format). The output loads with
 `net.set_state_dict(paddle.load(dst))` with no missing and no unexpected keys.

@@ -1,7 +1,8 @@
 """Evaluate a checkpoint on the config's Eval dataset with the paper's metric protocol.
 
     python tools/eval.py -c configs/mirnetv2_sidd.yml -o Global.pretrained_model=output/mirnetv2_sidd/best_model
-    options: --ensemble (x8 flip/rotate self-ensemble), --runtime (per-image time), --save_dir DIR [--overwrite]
+    options: --ensemble (x8 flip/rotate self-ensemble), --runtime (per-image time), --save_dir DIR [--overwrite],
+             --json FILE (the scores, per hole-ratio bin for inpainting, as JSON)
 """
 import argparse
 import os
@@ -18,6 +19,7 @@ def parse_args(argv):
     parser.add_argument("--runtime", action="store_true", help="report seconds per image")
     parser.add_argument("--save_dir", default=None, help="write the restored images here")
     parser.add_argument("--overwrite", action="store_true", help="replace existing images ppir did not write")
+    parser.add_argument("--json", default=None, help="also write the scores (inputs and outputs) to this JSON file")
     return parser.parse_args(argv)
 
 
@@ -48,10 +50,16 @@ def main(argv=None):
     from ppir.data import build_eval_dataset
     from ppir.engine.checkpoint import build_trained_model
     from ppir.engine.evaluator import Evaluator, format_scores
+    from ppir.metrics.inpainting import format_table, write_table_json
     from ppir.utils.paths import record_outputs
 
     if args.save_dir:
         images = check_save_dir(cfg, args, build_eval_dataset(cfg))
+    if args.json:
+        from ppir.utils.paths import refuse_overlap
+
+        refuse_overlap([(args.json, "--json")], [(cfg["Eval"]["dataset"].get("root"), "Eval dataset"),
+                                                  (args.config, "-c")])
     model = build_trained_model(cfg)
     weights = cfg["Global"]["pretrained_model"]
     evaluator = Evaluator(cfg, model)
@@ -64,8 +72,15 @@ def main(argv=None):
           + (", x8 self-ensemble" if args.ensemble else ""))
     print(f"inputs:  {format_scores(evaluator.input_scores())}")
     print(f"outputs: {format_scores(scores)}")
+    if evaluator.table:  # per group (inpainting: hole-ratio bin)
+        print(f"inputs by group:\n{format_table(evaluator.input_table)}")
+        print(f"outputs by group:\n{format_table(evaluator.table)}")
     if args.runtime:
         print(f"runtime: {runtime:.4f} s/image")
+    if args.json:
+        write_table_json(args.json, {"inputs": evaluator.input_table or {"all": evaluator.input_scores()},
+                                     "outputs": evaluator.table or {"all": scores}})
+        print(f"scores written to {args.json}")
     return 0
 
 

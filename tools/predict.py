@@ -40,7 +40,7 @@ def main(argv=None):
     record_outputs(outputs)
 
     def forward(batch):
-        return model.predict(paddle.to_tensor(batch)).numpy()
+        return model.predict({"input": paddle.to_tensor(batch)}).numpy()
 
     failures = io.Failures(len(inputs))
     for src, dst in zip(inputs, outputs):

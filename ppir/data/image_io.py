@@ -22,13 +22,19 @@ def is_image_file(name):
     return name.lower().endswith(IMAGE_EXTENSIONS)
 
 
-def read_image(path):
-    """Read an image file as RGB float32 HWC in [0, 1]; raise DataError naming the file otherwise."""
+def imread_unchanged(path, what="image"):
+    """cv2.imread(IMREAD_UNCHANGED) with a DataError naming the file if it is missing or corrupt."""
     if not os.path.isfile(path):
-        raise DataError(f"image not found: {path}")
+        raise DataError(f"{what} not found: {path}")
     data = cv2.imread(path, cv2.IMREAD_UNCHANGED)
     if data is None:
-        raise DataError(f"cannot decode image (corrupt or unsupported format): {path}")
+        raise DataError(f"cannot decode {what} (corrupt or unsupported format): {path}")
+    return data
+
+
+def read_image(path):
+    """Read an image file as RGB float32 HWC in [0, 1]; raise DataError naming the file otherwise."""
+    data = imread_unchanged(path)
     if data.dtype == np.uint8:
         img = data.astype(np.float32) / 255.0
     elif data.dtype == np.uint16:
