@@ -24,6 +24,11 @@ def real(path):
     return os.path.realpath(os.path.abspath(os.fspath(path)))
 
 
+def is_inside(path, folder):
+    """True if `path` is `folder` or lies below it, comparing real paths."""
+    return _below(real(path), real(folder))
+
+
 def _below(resolved, resolved_folder):
     """`resolved` is the folder or lies below it (both real paths)."""
     return resolved == resolved_folder or resolved.startswith(resolved_folder.rstrip(os.sep) + os.sep)
