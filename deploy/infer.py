@@ -332,7 +332,9 @@ def parse_args(argv):
                         help="replace existing output files that ppir did not write")
     parser.add_argument("--gt", default=None, help="ground truth file or folder: prints PSNR/SSIM")
     parser.add_argument("--device", default="cpu", choices=("cpu", "gpu"))
-    parser.add_argument("--enable_mkldnn", type=str2bool, default=True, help="oneDNN on CPU (default True)")
+    parser.add_argument("--enable_mkldnn", type=str2bool, default=None,
+                        help="oneDNN on CPU (default: the path tools/export.py measured fastest, "
+                             "inference.yml default_path; else True)")
     parser.add_argument("--cpu_threads", type=int, default=None, help="default: all cores of this process")
     parser.add_argument("--precision", default="fp32", choices=PRECISIONS)
     parser.add_argument("--use_tensorrt", type=str2bool, default=False)
@@ -341,7 +343,9 @@ def parse_args(argv):
                         help="tile size for large images (default: inference.yml tile; 0 = whole image)")
     parser.add_argument("--tile_overlap", type=int, default=None, help="default: inference.yml tile_overlap")
     parser.add_argument("--benchmark", type=str2bool, default=False, help="print the AutoLog-format report")
-    parser.add_argument("--backend", default="paddle", choices=("paddle", "onnxruntime"))
+    parser.add_argument("--backend", default=None, choices=("paddle", "onnxruntime"),
+                        help="default: the path tools/export.py measured fastest (inference.yml default_path); "
+                             "else paddle")
     args = parser.parse_args(argv)
     if args.batch_size < 1:
         parser.error(f"--batch_size must be >= 1, got {args.batch_size}")
@@ -368,6 +372,24 @@ def model_input_shapes(chw, batch_size, tile, multiple):
     if tile:
         h, w = min(tile, h), min(tile, w)
     return {(b, c, h, w) for b in sorted({1, batch_size})}
+
+
+def choose_path(args, spec):
+    """(backend, enable_mkldnn, why): flags the user gave win; otherwise the fastest fp32 CPU path
+    that tools/export.py measured for this model (inference.yml `default_path`); otherwise Paddle
+    Inference with oneDNN."""
+    if args.backend is not None or args.enable_mkldnn is not None or args.device != "cpu" \
+            or args.precision != "fp32":
+        backend = args.backend or "paddle"
+        return backend, True if args.enable_mkldnn is None else args.enable_mkldnn, "as requested"
+    measured = spec.get("default_path")
+    if isinstance(measured, dict) and measured.get("backend") in ("paddle", "onnxruntime"):
+        onnx_ok = measured["backend"] != "onnxruntime" or os.path.isfile(
+            os.path.join(args.model_dir, spec.get("onnx_file") or io.ONNX_FILE))
+        if onnx_ok:
+            return (measured["backend"], bool(measured.get("enable_mkldnn", True)),
+                    "the fastest path measured by tools/export.py (inference.yml default_path)")
+    return "paddle", True, "default"
 
 
 def build_metrics(spec):
@@ -446,6 +468,7 @@ def main(argv=None):
         tune_shapes = set()
         for item in filter(None, (try_load(i, report=False) for i in range(len(inputs)))):
             tune_shapes |= model_input_shapes(item["image"].shape, args.batch_size, tile, multiple)
+    args.backend, args.enable_mkldnn, why = choose_path(args, spec)
     predictor = Predictor(args.model_dir, device=args.device, enable_mkldnn=args.enable_mkldnn,
                           cpu_threads=args.cpu_threads, precision=args.precision,
                           use_tensorrt=args.use_tensorrt, backend=args.backend,
@@ -479,6 +502,9 @@ def main(argv=None):
             except Exception as exc:
                 if not is_out_of_memory(exc):  # the run below reports it per image
                     raise
+        print(f"path: {args.backend}" + (f", oneDNN {'on' if args.enable_mkldnn else 'off'}"
+                                         if args.backend == "paddle" and args.device == "cpu" else "")
+              + f" ({why})")
         logger = AutoLogger(spec["model_name"], args.precision, batch_size=args.batch_size,
                             data_shape="dynamic", inference_config=predictor.config_status())
 
