@@ -7,7 +7,7 @@ setup(
     packages=find_packages(include=["ppir", "ppir.*"]),
     python_requires=">=3.9",
     # The pinned versions live in requirements.txt; these are the import-time needs.
-    install_requires=["numpy", "scikit-image", "scipy", "opencv-python-headless", "pyyaml",
-                      "visualdl", "tqdm", "psutil"],
+    install_requires=["numpy", "scikit-image", "scipy", "opencv-python-headless", "pillow",
+                      "pyyaml", "visualdl", "tqdm", "psutil"],
     extras_require={"convert": ["torch"]},  # only to read legacy (non-zip) .pth files
 )

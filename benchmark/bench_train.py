@@ -27,20 +27,22 @@ def main(argv=None):
 
     from ppir.config import load_config
     from ppir.engine.amp import NoAmp
-    from ppir.engine.lr_scheduler import build_lr_scheduler, build_optimizer
+    from ppir.engine.lr_scheduler import build_optimizers
+    from ppir.engine.step import TrainStep
     from ppir.models import build_model
 
     paddle.set_device("cpu")
     cfg = load_config(args.config, args.override)
     paddle.seed(0)
     model = build_model(cfg)
-    optimizer = build_optimizer(cfg["Optimizer"], model.net.parameters(), build_lr_scheduler(cfg["LRScheduler"]))
+    optimizers, _ = build_optimizers(cfg, model)
+    step = TrainStep(model.networks, optimizers, NoAmp())
     batch = {"input": paddle.rand([args.batch, 3, args.size, args.size]),
              "target": paddle.rand([args.batch, 3, args.size, args.size])}
     times = []
     for i in range(args.warmup + args.steps):
         start = time.perf_counter()
-        model.train_step(batch, optimizer, NoAmp())
+        model.train_step(batch, step)
         if i >= args.warmup:
             times.append(time.perf_counter() - start)
     median = statistics.median(times)

@@ -13,6 +13,7 @@ See docs/deploy.md.
 """
 import argparse
 import os
+import re
 import shutil
 import sys
 
@@ -22,8 +23,9 @@ if __package__ in (None, ""):  # run as a script: make `ppir` importable from a 
 import numpy as np
 
 import ppir  # noqa: F401  (sets GLOG/OMP defaults before paddle is imported)
-from ppir.errors import ConfigError, DataError, run_cli
+from ppir.errors import ConfigError, DataError, ExportError, run_cli
 from ppir.utils import inference_io as io
+from ppir.utils.paths import record_outputs
 
 PRECISIONS = ("fp32", "fp16", "bf16")
 
@@ -63,10 +65,19 @@ def default_cpu_threads():
         return max(1, os.cpu_count() or 1)
 
 
+def short_reason(exc):
+    """One line out of a (possibly multi-line C++) exception message."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    line = next((x for x in lines if "Error" in x or "error" in x or "Hint" in x), lines[0] if lines else "")
+    return f"{type(exc).__name__}: {line[:300]}"
+
+
 class Predictor:
-    """An export directory behind one call: `run(x)` with x an NCHW float32 array, returning the
-    NCHW output array. Set-up follows PaddleSeg's deploy/python/infer.py: a base config, then a
-    CPU or GPU (optionally TensorRT) set-up method; or an onnxruntime session."""
+    """An export directory behind one call: `run(x)` with x an NCHW float32 array holding the
+    graph's inputs concatenated along channels (inference.yml `inputs`, in order; one image for a
+    restoration model), returning the NCHW output array. Set-up follows PaddleSeg's
+    deploy/python/infer.py: a base config, then a CPU or GPU (optionally TensorRT) set-up
+    method; or an onnxruntime session."""
 
     def __init__(self, model_dir, device="cpu", enable_mkldnn=True, cpu_threads=None, precision="fp32",
                  use_tensorrt=False, backend="paddle", batch_size=1, tune_shapes=None):
@@ -93,8 +104,12 @@ class Predictor:
                 self._init_cpu_config(config)
             from paddle import inference
 
-            self.predictor = inference.create_predictor(config)
-            self._input = self.predictor.get_input_handle(self.predictor.get_input_names()[0])
+            try:
+                self.predictor = inference.create_predictor(config)
+            except Exception as exc:  # a corrupt or truncated model file: Paddle raises assorted types
+                raise ExportError(f"cannot load the model {model_file} + {params_file} (corrupt or "
+                                  f"incomplete export?): {short_reason(exc)}") from None
+            self._check_graph_inputs(self.predictor.get_input_names())
             self._output = self.predictor.get_output_handle(self.predictor.get_output_names()[0])
 
     def _check_options(self):
@@ -181,10 +196,11 @@ class Predictor:
         config.enable_use_gpu(256, 0)
         config.collect_shape_range_info(shape_file)
         predictor = inference.create_predictor(config)
-        handle = predictor.get_input_handle(predictor.get_input_names()[0])
         for shape in sorted(set(tuple(s) for s in shapes)):
-            handle.reshape(list(shape))
-            handle.copy_from_cpu(np.zeros(shape, dtype=np.float32))
+            for name, part in self._split(np.zeros(shape, dtype=np.float32)):
+                handle = predictor.get_input_handle(name)
+                handle.reshape(list(part.shape))
+                handle.copy_from_cpu(part)
             predictor.run()
 
     def _pir_tensorrt_model(self, model_file, tune_shapes):
@@ -213,12 +229,14 @@ class Predictor:
 
             shutil.rmtree(cache, ignore_errors=True)
             os.makedirs(cache)
-            spec_input = Input(min_input_shape=low, optim_input_shape=high, max_input_shape=high,
-                               input_range=tuple(float(v) for v in self.spec["value_range"]),
-                               name=self.spec["input_name"])
+            spec_inputs = [Input(min_input_shape=(low[0], int(item["channels"])) + low[2:],
+                                 optim_input_shape=(high[0], int(item["channels"])) + high[2:],
+                                 max_input_shape=(high[0], int(item["channels"])) + high[2:],
+                                 input_range=tuple(float(v) for v in item.get("value_range", (0.0, 1.0))),
+                                 name=item["name"]) for item in self.spec["inputs"]]
             mode = PrecisionMode.FP16 if self.precision == "fp16" else PrecisionMode.FP32
             convert(os.path.splitext(model_file)[0],
-                    TensorRTConfig(inputs=[spec_input], precision_mode=mode, save_model_dir=prefix))
+                    TensorRTConfig(inputs=spec_inputs, precision_mode=mode, save_model_dir=prefix))
             with open(record, "w") as f:
                 yaml.safe_dump({"min": list(low), "max": list(high)}, f)
         return prefix + ".json", prefix + ".pdiparams"
@@ -237,20 +255,43 @@ class Predictor:
             if "CUDAExecutionProvider" not in ort.get_available_providers():
                 raise ConfigError("--device gpu with onnxruntime needs onnxruntime-gpu (CUDAExecutionProvider)")
             providers.insert(0, "CUDAExecutionProvider")
-        self.session = ort.InferenceSession(io.onnx_model_file(self.model_dir, self.spec), options,
-                                            providers=providers)
-        self._ort_input = self.session.get_inputs()[0].name
+        model_file = io.onnx_model_file(self.model_dir, self.spec)
+        try:
+            self.session = ort.InferenceSession(model_file, options, providers=providers)
+        except Exception as exc:  # onnxruntime's own exception types
+            raise ExportError(f"cannot load the ONNX model {model_file} (corrupt or incomplete export?): "
+                              f"{short_reason(exc)}") from None
+        self._check_graph_inputs([i.name for i in self.session.get_inputs()])
 
     # ---- running -----------------------------------------------------------------------------
 
+    def _check_graph_inputs(self, names):
+        expected = [item["name"] for item in self.spec["inputs"]]
+        if sorted(names) != sorted(expected):
+            raise ExportError(f"{self.model_dir}: the model's inputs {names} do not match inference.yml "
+                              f"inputs {expected}; re-export it")
+
+    def _split(self, x):
+        """(input name, NCHW part) for each graph input of the channel-concatenated array."""
+        parts, start = [], 0
+        for item in self.spec["inputs"]:
+            end = start + int(item["channels"])
+            parts.append((item["name"], np.ascontiguousarray(x[:, start:end])))
+            start = end
+        return parts
+
     def run(self, x):
         x = np.ascontiguousarray(x, dtype=np.float32)
-        if x.ndim != 4 or x.shape[1] != int(self.spec["in_channels"]):
-            raise DataError(f"model input must be N x {self.spec['in_channels']} x H x W, got {list(x.shape)}")
+        channels = io.input_channels(self.spec)
+        if x.ndim != 4 or x.shape[1] != channels:
+            raise DataError(f"model input must be N x {channels} x H x W, got {list(x.shape)}")
+        feeds = self._split(x)
         if self.backend == "onnxruntime":
-            return self.session.run(None, {self._ort_input: x})[0]
-        self._input.reshape(list(x.shape))
-        self._input.copy_from_cpu(x)
+            return self.session.run(None, dict(feeds))[0]
+        for name, part in feeds:
+            handle = self.predictor.get_input_handle(name)
+            handle.reshape(list(part.shape))
+            handle.copy_from_cpu(part)
         self.predictor.run()
         return self._output.copy_to_cpu()
 
@@ -281,12 +322,19 @@ def parse_args(argv):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model_dir", required=True, help="export directory (tools/export.py --save_dir)")
     parser.add_argument("--input", required=True, help="an image file or a folder of images")
-    parser.add_argument("--mask", default=None, help="mask file or folder, for models whose inference.yml has a mask")
+    parser.add_argument("--mask", default=None,
+                        help="mask file or folder (paired with --input by file name), for models that take a mask")
+    parser.add_argument("--mask_hole_value", default="white", choices=("white", "black"),
+                        help="which side of the mask files is the hole (default white)")
     parser.add_argument("--output", default=None,
                         help="an image file (one input) or a folder (default: ./output/infer/<model_name>/)")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace existing output files that ppir did not write")
     parser.add_argument("--gt", default=None, help="ground truth file or folder: prints PSNR/SSIM")
     parser.add_argument("--device", default="cpu", choices=("cpu", "gpu"))
-    parser.add_argument("--enable_mkldnn", type=str2bool, default=True, help="oneDNN on CPU (default True)")
+    parser.add_argument("--enable_mkldnn", type=str2bool, default=None,
+                        help="oneDNN on CPU (default: the path tools/export.py measured fastest, "
+                             "inference.yml default_path; else True)")
     parser.add_argument("--cpu_threads", type=int, default=None, help="default: all cores of this process")
     parser.add_argument("--precision", default="fp32", choices=PRECISIONS)
     parser.add_argument("--use_tensorrt", type=str2bool, default=False)
@@ -295,7 +343,9 @@ def parse_args(argv):
                         help="tile size for large images (default: inference.yml tile; 0 = whole image)")
     parser.add_argument("--tile_overlap", type=int, default=None, help="default: inference.yml tile_overlap")
     parser.add_argument("--benchmark", type=str2bool, default=False, help="print the AutoLog-format report")
-    parser.add_argument("--backend", default="paddle", choices=("paddle", "onnxruntime"))
+    parser.add_argument("--backend", default=None, choices=("paddle", "onnxruntime"),
+                        help="default: the path tools/export.py measured fastest (inference.yml default_path); "
+                             "else paddle")
     args = parser.parse_args(argv)
     if args.batch_size < 1:
         parser.error(f"--batch_size must be >= 1, got {args.batch_size}")
@@ -324,102 +374,188 @@ def model_input_shapes(chw, batch_size, tile, multiple):
     return {(b, c, h, w) for b in sorted({1, batch_size})}
 
 
+def choose_path(args, spec):
+    """(backend, enable_mkldnn, why): flags the user gave win; otherwise the fastest fp32 CPU path
+    that tools/export.py measured for this model (inference.yml `default_path`); otherwise Paddle
+    Inference with oneDNN."""
+    if args.backend is not None or args.enable_mkldnn is not None or args.device != "cpu" \
+            or args.precision != "fp32":
+        backend = args.backend or "paddle"
+        return backend, True if args.enable_mkldnn is None else args.enable_mkldnn, "as requested"
+    measured = spec.get("default_path")
+    if isinstance(measured, dict) and measured.get("backend") in ("paddle", "onnxruntime"):
+        onnx_ok = measured["backend"] != "onnxruntime" or os.path.isfile(
+            os.path.join(args.model_dir, spec.get("onnx_file") or io.ONNX_FILE))
+        if onnx_ok:
+            return (measured["backend"], bool(measured.get("enable_mkldnn", True)),
+                    "the fastest path measured by tools/export.py (inference.yml default_path)")
+    return "paddle", True, "default"
+
+
 def build_metrics(spec):
     from ppir.metrics import build_metrics as build
 
     return build(spec.get("metrics") or [{"name": "PSNR"}, {"name": "SSIM"}], where="inference.yml metrics")
 
 
+# Paddle raises MemoryError for a failed host allocation; onnxruntime and some Paddle paths raise
+# RuntimeError-like types whose message says so.
+_OUT_OF_MEMORY = re.compile(r"out of memory|bad[_ ]?alloc|failed to allocate|cannot allocate|resource ?exhausted",
+                            re.IGNORECASE)
+
+
+def is_out_of_memory(exc):
+    return isinstance(exc, MemoryError) or bool(_OUT_OF_MEMORY.search(f"{type(exc).__name__}: {exc}"))
+
+
+def out_of_memory_error(path, shape, tile, multiple):
+    """The one line for an image that does not fit: what was tried and what to pass instead."""
+    n, _, h, w = shape
+    smaller = max(multiple, (tile // 2 if tile else 512) // multiple * multiple)
+    how = f"with --tile {tile}" if tile else "untiled"
+    batch = f" (batch of {n}; or pass --batch_size 1)" if n > 1 else ""
+    return DataError(f"{path} ({w}x{h}) does not fit in memory {how}{batch}; pass --tile {smaller}")
+
+
 def main(argv=None):
     args = parse_args(argv)
     from ppir.data.image_io import read_image, write_image
+    from ppir.data.masks import read_mask
     from ppir.utils.tiling import tiled_forward
 
     spec = io.load_spec(args.model_dir)
-    if args.mask and not spec.get("mask"):
-        raise DataError(f"--mask given, but the model in {args.model_dir} takes no mask (inference.yml mask: null)")
-    if spec.get("mask") and not args.mask:
-        raise DataError(f"the model in {args.model_dir} needs a mask: pass --mask (inference.yml mask: {spec['mask']})")
+    if args.mask and not io.needs_mask(spec):
+        raise DataError(f"--mask given, but the model in {args.model_dir} takes no mask (inference.yml inputs)")
+    if io.needs_mask(spec) and not args.mask:
+        raise DataError(f"the model in {args.model_dir} needs a mask: pass --mask (white = hole; "
+                        f"--mask_hole_value black for masks drawn the other way)")
     tile = spec.get("tile") if args.tile is None else args.tile
     overlap = spec.get("tile_overlap", 32) if args.tile_overlap is None else args.tile_overlap
     multiple = int(spec["pad_multiple"] or 1)
     if tile and (tile % multiple or not 0 <= overlap < tile):
         raise ConfigError(f"--tile {tile} must be a multiple of {multiple} and larger than --tile_overlap {overlap}")
 
-    if args.output is None:
+    if not (args.output or "").strip():  # absent, or an empty value from a harness (`--output=`)
         args.output = io.default_output_dir(spec)
         print(f"no --output given: writing results to {args.output}")
     inputs = io.list_inputs(args.input)
-    outputs = io.output_paths(inputs, args.output)
     masks = io.match_files(inputs, args.mask, "--mask") if args.mask else [None] * len(inputs)
     gts = io.match_files(inputs, args.gt, "--gt") if args.gt else [None] * len(inputs)
+    reads = [(args.mask, "--mask"), (args.gt, "--gt")] + [(p, "--mask") for p in masks] + [(p, "--gt") for p in gts]
+    reads += [(os.path.join(args.model_dir, n), "--model_dir") for n in io.EXPORT_FILES]
+    outputs = io.plan_outputs(args.input, inputs, args.output, reads, overwrite=args.overwrite)
     metrics = build_metrics(spec) if args.gt else []
 
     def load(i):
         img = read_image(inputs[i])
-        mask = io.read_mask(masks[i]) if masks[i] else None
-        if mask is not None and mask.shape[:2] != img.shape[:2]:
-            raise DataError(f"mask {masks[i]} is {mask.shape[1]}x{mask.shape[0]}, image {inputs[i]} is "
-                            f"{img.shape[1]}x{img.shape[0]}")
-        return {"index": i, "image": io.preprocess(img, spec, mask)}
+        mask = read_mask(masks[i], args.mask_hole_value, expect_hw=img.shape[:2]) if masks[i] else None
+        sample = io.host_sample(img, mask)
+        return {"index": i, "image": io.graph_inputs(sample, spec), "sample": sample}
+
+    failures = io.Failures(len(inputs))
+
+    def try_load(i, report=True):
+        try:
+            return load(i)
+        except (DataError, MemoryError) as exc:
+            if report:
+                failures.add(inputs[i], exc if isinstance(exc, DataError)
+                             else DataError(f"not enough memory to read {inputs[i]}"))
+        return None
 
     tune_shapes = None
     if args.use_tensorrt and args.device == "gpu":
         tune_shapes = set()
-        for i in range(len(inputs)):
-            tune_shapes |= model_input_shapes(load(i)["image"].shape, args.batch_size, tile, multiple)
+        for item in filter(None, (try_load(i, report=False) for i in range(len(inputs)))):
+            tune_shapes |= model_input_shapes(item["image"].shape, args.batch_size, tile, multiple)
+    args.backend, args.enable_mkldnn, why = choose_path(args, spec)
     predictor = Predictor(args.model_dir, device=args.device, enable_mkldnn=args.enable_mkldnn,
                           cpu_threads=args.cpu_threads, precision=args.precision,
                           use_tensorrt=args.use_tensorrt, backend=args.backend,
                           batch_size=args.batch_size, tune_shapes=tune_shapes)
+    record_outputs(outputs)
 
     def forward(x):
         return tiled_forward(predictor.run, x, tile=tile, overlap=overlap, multiple=multiple,
                              pad_mode=spec.get("pad_mode", "reflect"))
 
+    def forward_group(group):
+        try:
+            return forward(np.stack([item["image"] for item in group]))
+        except Exception as exc:
+            if not is_out_of_memory(exc):
+                raise
+        shape = (len(group),) + group[0]["image"].shape
+        error = out_of_memory_error(inputs[group[0]["index"]], shape, tile, multiple)
+        for item in group:
+            failures.add(inputs[item["index"]], error)
+        return []
+
     logger = None
     if args.benchmark:
         from ppir.utils.benchmark_log import AutoLogger
 
-        forward(load(0)["image"][None])  # warm-up: oneDNN primitives / TensorRT engines are built here
+        first = next(filter(None, (try_load(i, report=False) for i in range(len(inputs)))), None)
+        if first is not None:  # warm-up: oneDNN primitives / TensorRT engines are built here
+            try:
+                forward(first["image"][None])
+            except Exception as exc:
+                if not is_out_of_memory(exc):  # the run below reports it per image
+                    raise
+        print(f"path: {args.backend}" + (f", oneDNN {'on' if args.enable_mkldnn else 'off'}"
+                                         if args.backend == "paddle" and args.device == "cpu" else "")
+              + f" ({why})")
         logger = AutoLogger(spec["model_name"], args.precision, batch_size=args.batch_size,
                             data_shape="dynamic", inference_config=predictor.config_status())
 
     scores = {m.name: [] for m in metrics}
+    written = 0
     for start in range(0, len(inputs), args.batch_size):
         if logger:
             logger.times.start()
-        items = [load(i) for i in range(start, min(start + args.batch_size, len(inputs)))]
+        items = list(filter(None, (try_load(i) for i in range(start, min(start + args.batch_size, len(inputs))))))
         if logger:
             logger.times.stamp()
         results = []
         for group in group_by_size(items):
-            outs = forward(np.stack([item["image"] for item in group]))
-            results.extend(zip(group, outs))
+            results.extend(zip(group, forward_group(group)))
         if logger:
             logger.times.stamp()
         restored = []
         for item, out in results:
-            restored.append((item["index"], io.postprocess(out, spec)))
+            restored.append((item["index"], io.postprocess(out, spec, item["sample"])))
             write_image(outputs[item["index"]], restored[-1][1])
+            written += 1
         if logger:
             logger.times.end(stamp=True)
         for i, img in restored:  # scoring is not part of the timed postprocess
             if gts[i]:
-                gt = read_image(gts[i])
-                if gt.shape != img.shape:
-                    raise DataError(f"--gt {gts[i]} is {gt.shape[1]}x{gt.shape[0]}, but the result for "
-                                    f"{inputs[i]} is {img.shape[1]}x{img.shape[0]}")
-                values = {m.name: m(img, gt) for m in metrics}
+                try:
+                    values = score(metrics, img, gts[i], inputs[i])
+                except DataError as exc:
+                    failures.add(inputs[i], exc)
+                    continue
                 for name, value in values.items():
                     scores[name].append(value)
                 print(f"{os.path.basename(inputs[i])}  " + "  ".join(f"{k}: {v:.4f}" for k, v in values.items()))
-    if metrics:
-        print(f"mean over {len(inputs)} images  " + "  ".join(f"{k}: {np.mean(v):.4f}" for k, v in scores.items()))
-    print(f"wrote {len(inputs)} image(s) to {args.output}")
+    if metrics and scores[metrics[0].name]:
+        print(f"mean over {len(scores[metrics[0].name])} images  "
+              + "  ".join(f"{k}: {np.mean(v):.4f}" for k, v in scores.items()))
+    print(f"wrote {written} image(s) to {args.output}")
     if logger:
         logger.report()
-    return 0
+    return failures.exit_code()
+
+
+def score(metrics, img, gt_path, input_path):
+    """The metrics of one result against its ground truth; DataError if the two do not fit."""
+    from ppir.data.image_io import read_image
+
+    gt = read_image(gt_path)
+    if gt.shape != img.shape:
+        raise DataError(f"--gt {gt_path} is {gt.shape[1]}x{gt.shape[0]}, but the result for "
+                        f"{input_path} is {img.shape[1]}x{img.shape[0]}")
+    return {m.name: m(img, gt) for m in metrics}
 
 
 if __name__ == "__main__":

@@ -19,7 +19,8 @@ import yaml
 
 from ppir.errors import ConfigError
 
-# Fixed keys of the plain sections; `None` marks a section whose mapping is a component (has `name`).
+# Fixed keys of the plain sections with their defaults; `None` marks a section whose mapping is a
+# component (has `name`). The types and ranges of these keys are in RULES below.
 SCHEMA = {
     "Global": {
         "output_dir": None,          # default: output/<config file stem>
@@ -74,6 +75,106 @@ SCHEMA = {
 }
 
 
+def _integer(low=None, optional=False):
+    def check(value):
+        if value is None and optional:
+            return None
+        if isinstance(value, bool) or not isinstance(value, int):
+            hint = f" (write {int(value)})" if isinstance(value, float) and value.is_integer() else ""
+            return f"expected an integer, got {value!r}{hint}"
+        if low is not None and value < low:
+            return f"must be >= {low}, got {value}"
+        return None
+    return check
+
+
+def _number(low=None, high=None, low_open=False):
+    def check(value):
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            return f"expected a number, got {value!r}"
+        if low is not None and (value <= low if low_open else value < low):
+            return f"must be {'>' if low_open else '>='} {low}, got {value}"
+        if high is not None and value > high:
+            return f"must be <= {high}, got {value}"
+        return None
+    return check
+
+
+def _boolean(value):
+    return None if isinstance(value, bool) else f"expected true or false, got {value!r}"
+
+
+def _boolean_or_none(value):
+    return None if value is None else _boolean(value)
+
+
+def _number_or_none(low):
+    def check(value):
+        return None if value is None else _number(low, low_open=True)(value)
+    return check
+
+
+def _one_of(*choices):
+    def check(value):
+        return None if value in choices else f"must be one of {', '.join(map(str, choices))}, got {value!r}"
+    return check
+
+
+def _text(optional=True):
+    def check(value):
+        if value is None and optional:
+            return None
+        return None if isinstance(value, str) and value else f"expected a path or name, got {value!r}"
+    return check
+
+
+def _weights(value):
+    """A weights file or checkpoint dir, or {network name: weights file} for multi-network models."""
+    if isinstance(value, dict):
+        bad = [k for k, v in value.items() if not (isinstance(v, str) and v)]
+        return f"expected {{network: weights file}}, got {value!r}" if bad or not value else None
+    return _text()(value)
+
+
+def _mapping(value):
+    return None if value is None or isinstance(value, dict) else f"expected a mapping, got {value!r}"
+
+
+# Type and range of every fixed key: a function returning None when the value is fine, else the
+# reason. Checked before anything starts, so a bad value is one line naming the key, not a crash
+# (or a silent misreading) later.
+RULES = {
+    "Global": {
+        "output_dir": _text(), "iters": _integer(1), "seed": _integer(0),
+        "device": _one_of("auto", "cpu", "gpu"), "log_interval": _integer(1),
+        "eval_interval": _integer(0), "save_interval": _integer(1),
+        "keep_checkpoint_max": _integer(1), "pretrained_model": _weights, "use_visualdl": _boolean,
+        "save_val_images": _boolean, "max_nonfinite_steps": _integer(1),
+        "use_amp": _boolean_or_none, "scale_loss": _number_or_none(0), "use_dynamic_loss_scaling": _boolean_or_none,
+    },
+    "Train": {
+        "dataset": _mapping, "batch_size": _integer(1), "patch_size": _integer(1, optional=True),
+        "num_workers": _integer(0), "progressive": _mapping, "mixup": _mapping,
+    },
+    "Eval": {
+        "dataset": _mapping, "metrics": lambda v: None if isinstance(v, list) else
+        f"expected a list of {{name: ...}} mappings, got {v!r}",
+        "num_workers": _integer(0), "clamp": _boolean,
+    },
+    "AMP": {
+        "enable": _boolean, "level": _one_of("O1", "O2"), "dtype": _one_of("float16", "bfloat16"),
+        "init_loss_scaling": _number(0, low_open=True),
+    },
+    "EMA": {"enable": _boolean, "decay": _number(0, 1)},
+    "Export": {"tile": _integer(1, optional=True), "tile_overlap": _integer(0)},
+}
+# Sections built from a `name` (checked against their constructors), and keys that belong elsewhere.
+COMPONENTS = ("Model", "Optimizer", "LRScheduler")
+MISPLACED = {
+    ("Optimizer", "learning_rate"): "the learning rate belongs to LRScheduler (LRScheduler.learning_rate)",
+}
+
+
 class _Loader(yaml.SafeLoader):
     """SafeLoader that also reads `2e-4` as a float (YAML 1.1 wants `2.0e-4`)."""
 
@@ -99,7 +200,7 @@ def _read_yaml(path):
         where = f" line {mark.line + 1}" if mark else ""
         raise ConfigError(f"cannot parse {path}{where}: {getattr(exc, 'problem', exc)}") from None
     if data is None:
-        return {}
+        raise ConfigError(f"config file is empty: {path}")
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: the top level must be a mapping of sections")
     return data
@@ -189,22 +290,44 @@ def _allows_new_key(cfg, parts):
 
 
 def validate(cfg, source="config"):
-    """Refuse unknown sections and unknown keys of the fixed sections; fill their defaults."""
+    """Refuse unknown sections, unknown or mistyped keys of the fixed sections, and values that
+    would be silently ignored; fill the defaults."""
     unknown = sorted(set(cfg) - set(SCHEMA))
     if unknown:
         raise ConfigError(f"{source}: unknown section(s) {', '.join(unknown)}; "
                           f"known: {', '.join(SCHEMA)}")
+    for section in COMPONENTS:
+        value = cfg.get(section)
+        # A bare number is a constant learning rate (ppir.engine.lr_scheduler.build_lr_scheduler).
+        allowed = (dict, int, float) if section == "LRScheduler" else (dict,)
+        if section in cfg and (isinstance(value, bool) or not isinstance(value, allowed)):
+            raise ConfigError(f"{source}: section {section} must be a mapping, got {value!r}")
+    for (section, key), reason in MISPLACED.items():
+        if isinstance(cfg.get(section), dict) and key in cfg[section]:
+            raise ConfigError(f"{source}: {section}.{key} is not used: {reason}")
     for section, fixed in SCHEMA.items():
         if not isinstance(fixed, dict):
             continue
+        if section in cfg and not isinstance(cfg[section], dict):
+            raise ConfigError(f"{source}: section {section} must be a mapping, got {cfg[section]!r}")
         given = cfg.get(section) or {}
-        if not isinstance(given, dict):
-            raise ConfigError(f"{source}: section {section} must be a mapping")
         bad = sorted(set(given) - set(fixed))
         if bad:
             raise ConfigError(f"{source}: unknown key(s) {', '.join(section + '.' + b for b in bad)}; "
                               f"known: {', '.join(fixed)}")
-        cfg[section] = {**copy.deepcopy(fixed), **given}
+        for key, value in given.items():
+            reason = RULES.get(section, {}).get(key, lambda v: None)(value)
+            if reason:
+                raise ConfigError(f"{source}: {section}.{key} {reason}")
+        defaults = copy.deepcopy(fixed)
+        if section == "Train" and given.get("progressive"):
+            ignored = [k for k in ("batch_size", "patch_size") if k in given]
+            if ignored:
+                raise ConfigError(f"{source}: Train.{ignored[0]} is not used while Train.progressive is set "
+                                  f"(its {ignored[0]}s list wins); remove one of them")
+            # The progressive schedule owns both; a default here would only mislead a reader.
+            del defaults["batch_size"], defaults["patch_size"]
+        cfg[section] = {**defaults, **given}
     return cfg
 
 
@@ -214,7 +337,7 @@ def load_config(path, overrides=()):
     validate(copy.deepcopy(cfg), source=path)
     for item in overrides or ():
         apply_override(cfg, item)
-    cfg = validate(cfg, source=path)
+    cfg = validate(cfg, source=f"{path} with the -o overrides" if overrides else path)
     if not cfg["Global"]["output_dir"]:
         stem = os.path.splitext(os.path.basename(path))[0]
         cfg["Global"]["output_dir"] = os.path.join("output", stem)

@@ -26,6 +26,14 @@ class ExportError(PpirError):
     """An export directory is incomplete or an exported model disagrees with dygraph."""
 
 
+class Interrupted(PpirError):
+    """A run stopped on request (SIGINT/SIGTERM) after saving what it could; exits 128 + signal."""
+
+    def __init__(self, message, signum):
+        super().__init__(message)
+        self.exit_code = 128 + int(signum)
+
+
 def run_cli(main, argv=None):
     """Run an entry point: a PpirError becomes `error: <message>` on stderr and exit code 2.
 
@@ -33,6 +41,9 @@ def run_cli(main, argv=None):
     """
     try:
         code = main(argv)
+    except Interrupted as exc:
+        print(f"stopped: {exc}", file=sys.stderr, flush=True)
+        sys.exit(exc.exit_code)
     except PpirError as exc:
         message = " ".join(str(exc).split("\n"))
         print(f"error: {message}", file=sys.stderr, flush=True)

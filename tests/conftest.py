@@ -1,8 +1,10 @@
-"""Shared fixtures: the embedded demo data (built once per session) and tiny training configs."""
+"""Shared fixtures: the embedded demo data (built once per session), tiny training configs, and
+the reprod_log-style closeness check of the alignment tests."""
 import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 os.environ.setdefault("GLOG_minloglevel", "2")
@@ -41,3 +43,15 @@ def run_tool(script, *args, env=None, timeout=300):
     full_env = dict(os.environ, **(env or {}))
     return subprocess.run([sys.executable, os.path.join(ROOT, script), *args], cwd=ROOT,
                           capture_output=True, text=True, env=full_env, timeout=timeout)
+
+
+def assert_reprod_close(ours, official, threshold=1e-5):
+    """Compare like the reprod_log alignment reports: mean abs diff within `threshold` (and the
+    max within 100x, so a few wild pixels cannot hide behind a small mean)."""
+    from reprod_log import ReprodDiffHelper
+
+    helper = ReprodDiffHelper()
+    helper.compare_info({"output": official}, {"output": ours})
+    mean_diff = helper.diff_dict["output"]["mean"]
+    assert mean_diff <= threshold, f"mean abs diff {mean_diff:.3e} > {threshold}"
+    assert np.abs(ours - official).max() <= 100 * threshold

@@ -165,7 +165,7 @@ def test_convert_weights_cli_end_to_end(tmp_path, tiny_state, capsys):
     dst = tmp_path / "out" / "tiny.pdparams"
     assert tool.main(["--arch", "MIRNetV2", "--src", TINY_PTH, "--dst", str(dst),
                       "--network-args", '{"n_feat": 8, "chan_factor": 1.0}']) == 0
-    assert sorted(os.listdir(dst.parent)) == ["tiny.pdparams"]
+    assert sorted(os.listdir(dst.parent)) == [".ppir-outputs", "tiny.pdparams"]
     net = build_network({"name": "MIRNetV2", **TINY_ARGS})
     missing, unexpected = net.set_state_dict(paddle.load(str(dst)))
     assert not missing and not unexpected
@@ -181,3 +181,50 @@ def test_convert_weights_cli_end_to_end(tmp_path, tiny_state, capsys):
     assert exit_info.value.code == 2
     assert "error: checkpoint does not fit network 'MIRNetV2'" in capsys.readouterr().err
     assert not (tmp_path / "bad.pdparams").exists()
+
+
+def _official_like(net, rng):
+    """A numpy state dict with the network's keys and shapes, as a torch state_dict would be."""
+    return OrderedDict((k, rng.standard_normal([int(s) for s in v.shape]).astype(np.float32))
+                       for k, v in net.state_dict().items())
+
+
+@pytest.fixture(scope="module")
+def misf_nets():
+    return (build_network({"name": "MISFGenerator", "residual_blocks": 1}),
+            build_network({"name": "MISFDiscriminator"}))
+
+
+def test_misf_release_files_convert(misf_nets):
+    """The official MISF files convert key for key: `{'iteration', 'generator'}` for
+    MISFGenerator and `{'discriminator'}` (spectral-norm weight_orig/u/v, aliased conv1.0 and
+    features.0) for MISFDiscriminator, both loading with no missing or unexpected keys."""
+    gen, dis = misf_nets
+    rng = np.random.default_rng(0)
+    gen_sd = _official_like(gen, rng)
+    out = convert_state_dict("MISFGenerator", {"iteration": 2000, "generator": gen_sd}, net=gen)
+    assert list(out) == list(gen_sd)
+    np.testing.assert_array_equal(out["decoder.0.weight"], gen_sd["decoder.0.weight"])
+    dis_sd = _official_like(dis, rng)
+    for suffix in ("weight_orig", "weight_u", "weight_v"):
+        dis_sd[f"features.0.{suffix}"] = dis_sd[f"conv1.0.{suffix}"]
+    out = convert_state_dict("MISFDiscriminator", {"discriminator": dis_sd}, net=dis)
+    assert list(out) == list(dis_sd)
+    missing, unexpected = dis.set_state_dict(out)
+    assert not missing and not unexpected
+    np.testing.assert_array_equal(dis.conv1[0].weight_orig.numpy(), dis_sd["conv1.0.weight_orig"])
+
+
+def test_aliased_keys_are_filled_or_must_agree(misf_nets):
+    """A file holding only one name of an aliased module (conv1.0 without features.0) gets the
+    other filled; two names with different values raise a CheckpointError naming both."""
+    _, dis = misf_nets
+    rng = np.random.default_rng(1)
+    sd = OrderedDict((k, v) for k, v in _official_like(dis, rng).items()
+                     if not k.startswith("features."))
+    out = convert_state_dict("MISFDiscriminator", {"discriminator": sd}, net=dis)
+    np.testing.assert_array_equal(out["features.0.weight_v"], sd["conv1.0.weight_v"])
+    sd["features.0.weight_u"] = sd["conv1.0.weight_u"] + 1
+    with pytest.raises(CheckpointError, match=r"conv1\.0\.weight_u and features\.0\.weight_u "
+                                              r"name one tensor.*different values"):
+        convert_state_dict("MISFDiscriminator", {"discriminator": sd}, net=dis)

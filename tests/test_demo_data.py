@@ -11,7 +11,7 @@ from ppir.data import demo
 from ppir.errors import DataError
 from ppir.metrics import calculate_psnr
 
-# (kind, held-out split, degraded dir, clean dir, train count, held-out count)
+# Paired kinds: (held-out split, degraded dir, clean dir, train count, held-out count)
 LAYOUTS = {
     "denoise": ("val", "input", "groundtruth", 24, 8),
     "deblur": ("test", "blur", "sharp", 24, 6),
@@ -48,7 +48,7 @@ def _read_rgb(path):
     return cv2.imread(path, cv2.IMREAD_UNCHANGED)[..., ::-1].astype(np.float64) / 255.0
 
 
-@pytest.mark.parametrize("kind", demo.KINDS)
+@pytest.mark.parametrize("kind", sorted(LAYOUTS))
 def test_layout_matches_the_real_dataset(builds, kind):
     """denoise = SIDD patch layout (train|val)/(input|groundtruth); deblur = GoPro flattened
     layout (train|test)/(blur|sharp); same names on both sides; 128x128 RGB uint8 PNGs."""
@@ -75,7 +75,7 @@ def test_same_seed_gives_identical_bytes(builds, kind):
             assert f1.read() == f2.read(), rel
 
 
-@pytest.mark.parametrize("kind", demo.KINDS)
+@pytest.mark.parametrize("kind", sorted(LAYOUTS))
 def test_different_seed_gives_different_pairs(builds, kind):
     """Another seed changes the degraded images (and the crops)."""
     heldout, degraded = LAYOUTS[kind][:2]
@@ -100,7 +100,7 @@ def test_second_call_rewrites_nothing(builds, kind):
     assert {rel: os.stat(p).st_mtime_ns for rel, p in _files(root).items()} == before
 
 
-@pytest.mark.parametrize("kind", demo.KINDS)
+@pytest.mark.parametrize("kind", sorted(LAYOUTS))
 def test_heldout_photos_are_not_in_train(builds, kind):
     """val/test crops come from photos never used for train (names and manifest agree)."""
     root = builds[kind]["a"]
@@ -115,7 +115,7 @@ def test_heldout_photos_are_not_in_train(builds, kind):
         assert all(name.startswith(e["photo"] + "_") for name, e in entries.items())
 
 
-@pytest.mark.parametrize("kind", demo.KINDS)
+@pytest.mark.parametrize("kind", sorted(LAYOUTS))
 @pytest.mark.parametrize("which", ["a", "seed1"])
 def test_degraded_psnr_in_documented_range(builds, kind, which):
     """Held-out degraded inputs score the PSNR docs/data.md states (room left to restore)."""
@@ -129,6 +129,42 @@ def test_degraded_psnr_in_documented_range(builds, kind, which):
     assert low <= np.mean(values) <= high, values
     low, high = PSNR_IMAGE_RANGE[kind]
     assert all(low <= v <= high for v in values), values
+
+
+def test_inpaint_layout_masks_and_pairs(builds):
+    """inpaint = MISF layout: 24 train / 8 test photos crops (held-out photos only in test),
+    24 white-hole training masks with ratios 5-60 %, 4 test masks inside each ratio bin, and a
+    pair list giving every test image one mask per bin; another seed draws other masks; the
+    demo dataset class reads it all."""
+    from ppir.data import DATASETS
+    from ppir.data.inpainting_dataset import read_pairs
+    from ppir.data.masks import hole_ratio, read_mask
+
+    root = builds["inpaint"]["a"]
+    assert sorted(os.listdir(root)) == sorted([".complete", "manifest.json", "train", "test",
+                                               "mask-train", "mask-test", "test_pairs.txt"])
+    train, test = sorted(os.listdir(os.path.join(root, "train"))), sorted(os.listdir(
+        os.path.join(root, "test")))
+    assert len(train) == 24 and len(test) == 8
+    assert {n.rsplit("_", 1)[0] for n in test} == set(demo.HELDOUT_PHOTOS)
+    assert not {n.rsplit("_", 1)[0] for n in train} & set(demo.HELDOUT_PHOTOS)
+    ratios = [hole_ratio(read_mask(p)) for p in _files(os.path.join(root, "mask-train")).values()]
+    assert len(ratios) == 24 and min(ratios) >= 0.05 and max(ratios) <= 0.6
+    for group, (lo, hi) in (("0%-20%", (0, .2)), ("20%-40%", (.2, .4)), ("40%-60%", (.4, .6))):
+        files = _files(os.path.join(root, "mask-test", group))
+        assert len(files) == 4
+        assert all(lo <= hole_ratio(read_mask(p)) <= hi for p in files.values())
+    pairs = read_pairs(os.path.join(root, "test_pairs.txt"))
+    assert len(pairs) == 24 and sorted({(i, g) for i, _, g in pairs}) == sorted(
+        (i, g) for i in test for g in ("0%-20%", "20%-40%", "40%-60%"))
+    other = read_pairs(os.path.join(builds["inpaint"]["seed1"], "test_pairs.txt"))
+    assert [m for _, m, _ in pairs] != [m for _, m, _ in other]
+    ds = DATASETS.build({"name": "DemoInpaintingDataset", "split": "test", "root": root})
+    assert len(ds) == 24 and ds[0]["target"].shape == (3, 128, 128)
+    assert [ds[i]["group"] for i in range(len(ds))] == [g for *_, g in pairs]
+    train_ds = DATASETS.build({"name": "DemoInpaintingDataset", "split": "train", "root": root,
+                               "hflip": True})
+    assert len(train_ds) == 24 and train_ds[(3, None, 7)]["mask"].shape == (1, 128, 128)
 
 
 def test_blur_pairs_are_aligned(builds):
@@ -188,7 +224,7 @@ def test_default_root_and_bad_arguments(monkeypatch, tmp_path):
     monkeypatch.delenv("PPIR_CACHE")
     assert demo.default_demo_root("deblur").endswith(os.path.join(".cache", "ppir", "demo",
                                                                   "deblur"))
-    with pytest.raises(DataError, match="unknown demo kind 'inpaint'"):
-        demo.make_demo("inpaint", tmp_path / "x")
+    with pytest.raises(DataError, match="unknown demo kind 'outpaint'"):
+        demo.make_demo("outpaint", tmp_path / "x")
     with pytest.raises(DataError, match="seed must be an int"):
         demo.make_demo("denoise", tmp_path / "x", seed=-1)

@@ -61,6 +61,32 @@ def _infer(*argv):
     return infer.main([str(a) for a in argv])
 
 
+def export_tool():
+    return _load_script("ppir_tools_export", os.path.join(ROOT, "tools", "export.py"))
+
+
+def test_default_path_is_the_fastest_measured_unless_flags_say_otherwise(tmp_path):
+    """deploy/infer.py without performance flags runs the path export measured fastest; any flag
+    the user gives wins; an export without timings (or whose ONNX file is gone) uses oneDNN."""
+    import argparse
+
+    infer = _load_script("ppir_deploy_infer", os.path.join(ROOT, "deploy", "infer.py"))
+    assert export_tool().fastest_path({"paddle_onednn_on": 900.0, "paddle_onednn_off": 200.0,
+                                       "onnxruntime": 210.0}) == {"backend": "paddle", "enable_mkldnn": False,
+                                                                  "measured": "paddle_onednn_off"}
+
+    def args(**kw):
+        return argparse.Namespace(**{"backend": None, "enable_mkldnn": None, "device": "cpu", "precision": "fp32",
+                                     "model_dir": str(tmp_path), **kw})
+
+    spec = {"default_path": {"backend": "onnxruntime", "enable_mkldnn": False}}
+    assert infer.choose_path(args(), spec)[:2] == ("paddle", True)  # no inference.onnx here
+    (tmp_path / "inference.onnx").write_bytes(b"")
+    assert infer.choose_path(args(), spec)[:2] == ("onnxruntime", False)
+    assert infer.choose_path(args(enable_mkldnn=False), spec)[:2] == ("paddle", False)
+    assert infer.choose_path(args(), {})[:2] == ("paddle", True)
+
+
 def test_export_writes_a_self_describing_directory(exported):
     """The export holds the PIR model, ONNX and an inference.yml carrying the io_spec, the
     config's metrics and the measured check results; unrelated files in the dir survive."""
@@ -68,13 +94,20 @@ def test_export_writes_a_self_describing_directory(exported):
     assert names == ["inference.json", "inference.onnx", "inference.pdiparams", "inference.yml", "keep_me.txt"]
     with open(os.path.join(exported["dir"], "inference.yml")) as f:
         spec = yaml.safe_load(f)
-    assert spec["model_name"] == "MIRNetV2" and spec["input_name"] == "x" and spec["output_name"]
-    assert spec["in_channels"] == 3 and spec["out_channels"] == 3 and spec["mask"] is None
-    assert spec["value_range"] == [0.0, 1.0] and spec["color_order"] == "RGB" and spec["layout"] == "NCHW"
+    assert spec["model_name"] == "MIRNetV2" and spec["output_name"]
+    assert spec["inputs"] == [{"name": "x", "source": "input", "channels": 3, "dtype": "float32",
+                               "value_range": [0.0, 1.0], "role": "image"}]
+    assert spec["output"] == {"channels": 3, "value_range": [0.0, 1.0], "composite": False}
+    assert spec["host_steps"] == [] and spec["color_order"] == "RGB" and spec["layout"] == "NCHW"
     assert spec["pad_multiple"] == 4 and spec["pad_mode"] == "reflect"
     assert spec["tile"] is None and spec["tile_overlap"] == 32
     assert [m["name"] for m in spec["metrics"]] == ["PSNR", "SSIM"]
     assert spec["export"]["weights"] == exported["weights"] and spec["export"]["onnx_opset"] == 13
+    timed = spec["export"]["cpu_paths"]
+    assert timed["size"] == [256, 256] and set(timed["median_ms"]) == {"paddle_onednn_on", "paddle_onednn_off",
+                                                                       "onnxruntime"}
+    fastest = min(timed["median_ms"], key=timed["median_ms"].get)
+    assert spec["default_path"] == {k: v for k, v in export_tool().PATHS[fastest].items()}
     diffs = spec["export"]["max_abs_diff"]
     assert set(diffs) == {"paddle_inference_onednn_on", "paddle_inference_onednn_off", "onnxruntime"}
     assert all(0 <= d <= 1e-5 for d in diffs.values())
@@ -112,17 +145,19 @@ def test_infer_folder_with_gt_prints_metrics_and_benchmark(exported, demo_denois
                   "--gt", f"{val}/groundtruth", "--batch_size", 2, "--cpu_threads", 1,
                   "--enable_mkldnn", "False", "--benchmark", "True") == 0
     text = capsys.readouterr().out
-    assert sorted(os.listdir(out)) == [os.path.splitext(n)[0] + ".png" for n in names]
+    assert sorted(os.listdir(out)) == [".ppir-outputs"] + [os.path.splitext(n)[0] + ".png" for n in names]
     rows = re.findall(r"^(\S+\.png)  psnr: (\d+\.\d{4})  ssim: (\d\.\d{4})$", text, flags=re.M)
     assert [r[0] for r in rows] == names
     assert re.search(rf"^mean over {len(names)} images  psnr: \d+\.\d{{4}}  ssim: \d\.\d{{4}}$", text, flags=re.M)
     assert "root INFO:  preprocess_time(ms): " in text and "gpu_rss(MB): None, gpu_util: None%" in text
     assert f"root INFO:  data_num: {len(names) // 2}" in text and "root INFO:  enable_mkldnn: False" in text
+    assert "path: paddle, oneDNN off (as requested)" in text
 
 
 def test_infer_without_output_writes_to_default_folder(exported, demo_denoise, tmp_path, monkeypatch, capsys):
     """Without --output (the TIPC harness passes none) results go to ./output/infer/<model_name>/,
-    which is printed, and nothing is written into the input folder."""
+    which is printed, and nothing is written into the input folder; an empty `--output=` means the
+    same, and re-running into that folder works."""
     src = tmp_path / "noisy"
     src.mkdir()
     names = sorted(os.listdir(os.path.join(demo_denoise, "val", "input")))[:2]
@@ -138,6 +173,7 @@ def test_infer_without_output_writes_to_default_folder(exported, demo_denoise, t
     assert f"writing results to {os.path.join('output', 'infer', model_name, '')}" in capsys.readouterr().out
     assert sorted(n for n in os.listdir(out) if n.endswith(".png")) == [os.path.splitext(n)[0] + ".png" for n in names]
     assert sorted(os.listdir(src)) == names
+    assert _infer("--model_dir", exported["dir"], "--input", src, "--output=", "--cpu_threads", 1) == 0  # a rerun
 
 
 def test_onnxruntime_backend_writes_the_same_images(exported, demo_denoise, tmp_path):
@@ -177,7 +213,8 @@ def test_missing_export_file_is_one_line_exit_2(exported, demo_denoise, tmp_path
     shutil.copytree(exported["dir"], broken)
     os.remove(broken / "inference.pdiparams")
     proc = run_tool("deploy/infer.py", "--model_dir", str(broken), "--input",
-                    os.path.join(demo_denoise, "val", "input"), "--output", str(tmp_path / "out"))
+                    os.path.join(demo_denoise, "val", "input"), "--output", str(tmp_path / "out"),
+                    "--backend", "paddle")
     assert proc.returncode == 2
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ") and "inference.pdiparams" in lines[0]
@@ -187,7 +224,7 @@ def test_missing_export_file_is_one_line_exit_2(exported, demo_denoise, tmp_path
 @pytest.mark.parametrize("remove,extra,needle", [
     ("inference.yml", [], "inference.yml"),
     ("inference.onnx", ["--backend", "onnxruntime"], "inference.onnx"),
-    ("inference.json", [], "inference.json"),
+    ("inference.json", ["--backend", "paddle"], "inference.json"),
 ])
 def test_incomplete_export_errors_name_the_file(exported, tmp_path, capsys, remove, extra, needle):
     """Each missing piece of an export is reported by name through run_cli (exit 2)."""
@@ -210,7 +247,7 @@ def test_incomplete_export_errors_name_the_file(exported, tmp_path, capsys, remo
 
 
 def test_mask_for_a_model_without_mask_is_an_error(exported, tmp_path):
-    """--mask is refused for a model whose inference.yml says mask: null."""
+    """--mask is refused for a model whose inference.yml inputs hold no mask."""
     from ppir.data.image_io import write_image
     from ppir.errors import DataError
 
@@ -232,7 +269,7 @@ def test_export_that_disagrees_with_dygraph_is_refused(exported, tmp_path, monke
     shutil.copytree(exported["dir"], target)
     before = {n: (target / n).read_bytes() for n in os.listdir(target)}
 
-    def stale_static(layer, in_channels, prefix):  # a static model of *other* weights (seed 1)
+    def stale_static(layer, spec, prefix):  # a static model of *other* weights (seed 1)
         for name in ("inference.json", "inference.pdiparams"):
             shutil.copy(os.path.join(exported["dir"], name), os.path.dirname(prefix))
 
@@ -318,7 +355,7 @@ def test_pir_tensorrt_cache_covers_every_shape(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "paddle.tensorrt.export", fake)
     predictor = object.__new__(Predictor)
     predictor.model_dir, predictor.precision = str(tmp_path), "fp16"
-    predictor.spec = {"value_range": [0.0, 1.0], "input_name": "x"}
+    predictor.spec = {"inputs": [{"name": "x", "channels": 3, "value_range": [0.0, 1.0]}]}
     model = str(tmp_path / "inference.json")
 
     files = predictor._pir_tensorrt_model(model, {(1, 3, 64, 96), (2, 3, 128, 64)})

@@ -1,12 +1,12 @@
-"""PSNR/SSIM protocol options and parity with scikit-image on fixed image pairs."""
+"""PSNR/SSIM/MAE protocol options and parity with scikit-image on fixed image pairs."""
 import warnings
 
 import numpy as np
 import pytest
 
 from ppir.errors import ConfigError, DataError
-from ppir.metrics import (METRICS, PSNR, SSIM, build_metrics, calculate_psnr, calculate_ssim,
-                          to_y_channel)
+from ppir.metrics import (MAE, METRICS, PSNR, SSIM, build_metrics, calculate_mae,
+                          calculate_psnr, calculate_ssim, to_y_channel)
 
 skimage_metrics = pytest.importorskip("skimage.metrics")
 ndimage = pytest.importorskip("scipy.ndimage")
@@ -170,6 +170,46 @@ def test_quantize_rounds_to_uint8_levels_like_basicsr():
         calculate_ssim(img_u8, ref_u8, data_range=255), abs=1e-12)
     nudged = np.clip(ref + 0.4 / 255, 0, 1)  # less than half a level away everywhere
     assert calculate_psnr(nudged, ref, quantize=True) == float("inf")
+
+
+def test_truncate_cuts_to_uint8_levels_like_misf():
+    """quantize='truncate' reproduces MISF's metric (src/misf.py `metric`): clamp, x255 in
+    float32, `.astype(np.uint8)` (truncation), then skimage PSNR (peak 255) and SSIM with its
+    7x7 uniform defaults; it differs from rounding."""
+    img, ref = (np.float32(a) for a in PAIRS[1])
+
+    def misf_uint8(x):
+        return (np.clip(x, 0, 1) * np.float32(255.0)).astype(np.uint8)
+
+    gt_u8, pred_u8 = misf_uint8(ref), misf_uint8(img)
+    psnr = skimage_metrics.peak_signal_noise_ratio(gt_u8, pred_u8)
+    ssim = skimage_metrics.structural_similarity(gt_u8, pred_u8, channel_axis=-1, data_range=255)
+    assert calculate_psnr(img, ref, quantize="truncate") == pytest.approx(psnr, abs=1e-10)
+    assert calculate_ssim(img, ref, quantize="truncate", window="uniform") == pytest.approx(
+        ssim, abs=1e-8)
+    assert abs(calculate_psnr(img, ref, quantize="truncate")
+               - calculate_psnr(img, ref, quantize="round")) > 1e-3
+    assert calculate_psnr(img, ref, quantize="round") == calculate_psnr(img, ref, quantize=True)
+    # 0.999/255 above a level: truncation keeps the level, rounding goes up.
+    level = np.full((8, 8), 100 / 255 + 0.999 / 255)
+    assert calculate_psnr(level, np.full((8, 8), 100 / 255), quantize="truncate") == float("inf")
+    assert calculate_psnr(level, np.full((8, 8), 101 / 255), quantize="round") == float("inf")
+
+
+def test_mae():
+    """MAE is mean |pred - gt| over pixels and channels on the [0, 1] scale (data_range divides
+    it out), with the shared clip/quantize options; lower is better; registered as 'MAE'."""
+    img, ref = PAIRS[0]
+    assert calculate_mae(img, ref) == pytest.approx(np.abs(img - ref).mean(), abs=1e-15)
+    assert calculate_mae(img * 255, ref * 255, data_range=255) == pytest.approx(
+        np.abs(img - ref).mean(), abs=1e-12)
+    assert calculate_mae(ref + 0.5, ref, clip=False) == pytest.approx(0.5)
+    assert calculate_mae(ref, ref) == 0.0
+    mae = METRICS.build({"name": "MAE", "quantize": "truncate"})
+    assert isinstance(mae, MAE) and mae.name == "mae" and not mae.higher_is_better
+    assert mae(img, ref) == calculate_mae(img, ref, quantize="truncate")
+    with pytest.raises(ValueError, match="shape"):
+        calculate_mae(img, ref[:, :10])
 
 
 def test_identical_images_give_inf_psnr_and_unit_ssim():

@@ -17,6 +17,7 @@ import pytest
 from ppir.models import build_network
 from ppir.models.archs.mirnet_v2_arch import MIRNet_v2
 from ppir.models.convert import convert_state_dict, read_pth
+from tests.conftest import assert_reprod_close
 
 FIXTURES = os.path.join(os.path.dirname(__file__), "fixtures")
 TINY = {"name": "MIRNetV2", "n_feat": 8, "chan_factor": 1.0}
@@ -43,17 +44,6 @@ def _seeded_weights(net, seed):
         bound = 1.0 / np.sqrt(np.prod(shape[1:]))
         out[key] = rng.uniform(-bound, bound, size=shape).astype(np.float32)
     return out
-
-
-def _assert_reprod_close(ours, official, threshold=1e-5):
-    """Compare like the reprod_log alignment reports: mean abs diff within `threshold`."""
-    from reprod_log import ReprodDiffHelper
-
-    helper = ReprodDiffHelper()
-    helper.compare_info({"output": official}, {"output": ours})
-    mean_diff = helper.diff_dict["output"]["mean"]
-    assert mean_diff <= threshold, f"mean abs diff {mean_diff:.3e} > {threshold}"
-    assert np.abs(ours - official).max() <= 100 * threshold
 
 
 def test_default_size_and_keys_match_official(full_net, align):
@@ -110,7 +100,7 @@ def test_converted_official_checkpoint_matches_official_forward(align):
     net.eval()
     with paddle.no_grad():
         out = net(paddle.to_tensor(align["tiny_input"])).numpy()
-    _assert_reprod_close(out, align["tiny_output"])
+    assert_reprod_close(out, align["tiny_output"])
 
 
 def test_defocus_variant_matches_official_forward(align):
@@ -121,7 +111,7 @@ def test_defocus_variant_matches_official_forward(align):
     net.eval()
     with paddle.no_grad():
         out = net(paddle.to_tensor(align["defocus_input"])).numpy()
-    _assert_reprod_close(out, align["defocus_output"])
+    assert_reprod_close(out, align["defocus_output"])
 
 
 def test_to_static_export_runs_non_square(tmp_path):

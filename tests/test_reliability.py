@@ -51,11 +51,11 @@ def test_non_finite_steps_are_skipped_then_the_run_stops(tmp_path, demo_denoise,
     real_step = trainer.model.train_step
     calls = []
 
-    def poisoned_step(batch, optimizer, amp, net=None):
+    def poisoned_step(batch, step):
         calls.append(1)
         if len(calls) >= 2:  # from iteration 2 on, every input is NaN
             batch = dict(batch, input=batch["input"] * float("nan"))
-        return real_step(batch, optimizer, amp, net)
+        return real_step(batch, step)
 
     monkeypatch.setattr(trainer.model, "train_step", poisoned_step)
     before = {k: v.numpy().copy() for k, v in trainer.model.net.state_dict().items()}

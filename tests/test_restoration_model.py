@@ -8,6 +8,7 @@ from reprod_log import ReprodDiffHelper, ReprodLogger
 
 from ppir.engine.amp import NoAmp
 from ppir.engine.lr_scheduler import build_lr_scheduler, build_optimizer
+from ppir.engine.step import TrainStep
 from ppir.models import build_model
 from ppir.models.convert import convert_checkpoint
 
@@ -40,7 +41,8 @@ def test_training_steps_match_the_official_training_step(tmp_path):
         x = rng.random((2, 3, 32, 32), dtype=np.float32)
         y = rng.random((2, 3, 32, 32), dtype=np.float32)
         ours.add(f"lr_{i}", np.array(opt.get_lr()))
-        logged = model.train_step({"input": paddle.to_tensor(x), "target": paddle.to_tensor(y)}, opt, NoAmp())
+        logged = model.train_step({"input": paddle.to_tensor(x), "target": paddle.to_tensor(y)},
+                                  TrainStep(model.networks, {"net": opt}, NoAmp()))
         ours.add(f"loss_{i}", np.array(logged["loss"]))
         theirs.add(f"loss_{i}", ref["losses"][i:i + 1].reshape(()))
         theirs.add(f"lr_{i}", ref["lrs"][i:i + 1].reshape(()))
@@ -61,7 +63,7 @@ def test_predict_pads_any_size_and_crops_back(tmp_path):
     x = paddle.rand([1, 3, 22, 30])
     with pytest.raises(ValueError, match="multiple"):
         model.net(x)
-    assert model.predict(x).shape == [1, 3, 22, 30]
+    assert model.predict({"input": x}).shape == [1, 3, 22, 30]
 
 
 def test_non_finite_step_leaves_weights_untouched(tmp_path):
@@ -70,12 +72,13 @@ def test_non_finite_step_leaves_weights_untouched(tmp_path):
     opt = build_optimizer({"name": "Adam"}, model.net.parameters(), 1e-3)
     before = {k: v.numpy().copy() for k, v in model.net.state_dict().items()}
     x = paddle.full([1, 3, 16, 16], float("nan"))
-    assert model.train_step({"input": x, "target": paddle.zeros([1, 3, 16, 16])}, opt, NoAmp()) is None
+    step = TrainStep(model.networks, {"net": opt}, NoAmp())
+    assert model.train_step({"input": x, "target": paddle.zeros([1, 3, 16, 16])}, step) is None
     for k, v in model.net.state_dict().items():
         np.testing.assert_array_equal(before[k], v.numpy())
 
 
 def test_io_spec_describes_the_network(tmp_path):
     spec = tiny_mirnet(tmp_path).io_spec()
-    assert spec["pad_multiple"] == 4 and spec["in_channels"] == 3 and spec["color_order"] == "RGB"
-    assert spec["value_range"] == [0.0, 1.0] and spec["mask"] is None
+    assert spec["pad_multiple"] == 4 and spec["color_order"] == "RGB"
+    assert [(i["channels"], i["value_range"], i["role"]) for i in spec["inputs"]] == [(3, [0.0, 1.0], "image")]

@@ -3,6 +3,9 @@ r"""Convert an official PyTorch release checkpoint to a Paddle `.pdparams` file.
     python tools/convert_weights.py --arch MIRNetV2 --src real_denoising.pth --dst mirnetv2_sidd.pdparams
     python tools/convert_weights.py --arch MIRNetV2 --src dual_pixel_defocus_deblurring.pth \
         --dst mirnetv2_dpdd.pdparams --network-args '{"inp_channels": 6, "task": "defocus_deblurring"}'
+    python tools/convert_weights.py --arch MISFGenerator --src places2_InpaintingModel_gen.pth \
+        --dst misf_places2_gen.pdparams
+    python tools/convert_weights.py --arch CTSDGGenerator --src celeba.pth --dst ctsdg_g.pdparams
 
 torch is not needed for checkpoints written by torch >= 1.6 (zip format). The output loads with
 `net.set_state_dict(paddle.load(dst))` with no missing and no unexpected keys.
@@ -28,6 +31,8 @@ def parse_args(argv=None):
     parser.add_argument("--param-key", default=None,
                         help="key holding the state dict inside the file (default: the "
                              "architecture's release wrapper, e.g. 'params' or 'model')")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace an existing --dst that ppir did not write")
     return parser.parse_args(argv)
 
 
@@ -43,8 +48,12 @@ def main(argv=None):
             raise ConfigError(f"--network-args must be a JSON object, got {args.network_args}")
 
     from ppir.models.convert import convert_checkpoint
+    from ppir.utils.paths import check_outputs, record_outputs, refuse_overlap
 
+    refuse_overlap([(args.dst, "--dst")], [(args.src, "--src")])
+    check_outputs([args.dst], args.overwrite, "--dst")
     state = convert_checkpoint(args.arch, args.src, args.dst, network_args, args.param_key)
+    record_outputs([args.dst], "--dst")
     n_params = sum(int(v.size) for v in state.values())
     print(f"converted {len(state)} tensors ({n_params:,} values) for {args.arch}: "
           f"{args.src} -> {args.dst}")

@@ -1,13 +1,15 @@
 """Evaluate a checkpoint on the config's Eval dataset with the paper's metric protocol.
 
     python tools/eval.py -c configs/mirnetv2_sidd.yml -o Global.pretrained_model=output/mirnetv2_sidd/best_model
-    options: --ensemble (x8 flip/rotate self-ensemble), --runtime (per-image time), --save_dir DIR
+    options: --ensemble (x8 flip/rotate self-ensemble), --runtime (per-image time), --save_dir DIR [--overwrite],
+             --json FILE (the scores, per hole-ratio bin for inpainting, as JSON)
 """
 import argparse
+import os
 
 import ppir  # noqa: F401
 from ppir.config import add_config_arguments, config_from_args
-from ppir.errors import run_cli
+from ppir.errors import DataError, run_cli
 
 
 def parse_args(argv):
@@ -16,18 +18,61 @@ def parse_args(argv):
     parser.add_argument("--ensemble", action="store_true", help="x8 geometric self-ensemble")
     parser.add_argument("--runtime", action="store_true", help="report seconds per image")
     parser.add_argument("--save_dir", default=None, help="write the restored images here")
+    parser.add_argument("--overwrite", action="store_true", help="replace existing images ppir did not write")
+    parser.add_argument("--json", default=None, help="also write the scores (inputs and outputs) to this JSON file")
     return parser.parse_args(argv)
+
+
+def planned_images(dataset, save_dir):
+    """The files `Evaluator.run(save_dir)` writes: <save_dir>/<name relative to the root>.png."""
+    return [os.path.join(save_dir, os.path.splitext(dataset.name(i))[0] + ".png") for i in range(len(dataset))]
+
+
+def dataset_paths(dataset):
+    """The folders and files an Eval dataset reads, whatever its kind (paired: root and pair
+    files; inpainting: root, image folder, mask folder and mask files)."""
+    paths = [getattr(dataset, name, None) for name in ("root", "image_folder", "mask_root")]
+    paths += [p for pair in getattr(dataset, "pairs", ()) for p in pair]
+    paths += list(getattr(dataset, "mask_files", ()))
+    return [p for p in paths if isinstance(p, str)]
+
+
+def check_save_dir(cfg, args, dataset):
+    """Refuse, before any work, a --save_dir whose images would land in the Eval dataset (or on
+    the weights or config), or replace files ppir did not write; returns the planned files."""
+    from ppir.utils.paths import check_outputs, refuse_overlap
+
+    if os.path.exists(args.save_dir) and not os.path.isdir(args.save_dir):
+        raise DataError(f"--save_dir {args.save_dir} is a file, not a folder")
+    images = planned_images(dataset, args.save_dir)
+    reads = [(args.config, "-c"), (cfg["Global"]["pretrained_model"], "Global.pretrained_model")]
+    reads += [(p, "Eval dataset") for p in dataset_paths(dataset)]
+    refuse_overlap([(args.save_dir, "--save_dir")] + [(p, "--save_dir") for p in images], reads)
+    check_outputs(images, args.overwrite, "--save_dir")
+    return images
 
 
 def main(argv=None):
     args = parse_args(argv)
     cfg = config_from_args(args)
+    from ppir.data import build_eval_dataset
     from ppir.engine.checkpoint import build_trained_model
     from ppir.engine.evaluator import Evaluator, format_scores
+    from ppir.metrics.inpainting import format_table, write_table_json
+    from ppir.utils.paths import record_outputs
 
+    if args.save_dir:
+        images = check_save_dir(cfg, args, build_eval_dataset(cfg))
+    if args.json:
+        from ppir.utils.paths import refuse_overlap
+
+        refuse_overlap([(args.json, "--json")], [(cfg["Eval"]["dataset"].get("root"), "Eval dataset"),
+                                                  (args.config, "-c")])
     model = build_trained_model(cfg)
     weights = cfg["Global"]["pretrained_model"]
     evaluator = Evaluator(cfg, model)
+    if args.save_dir:
+        record_outputs(images, "--save_dir")
     scores = evaluator.run(save_dir=args.save_dir, ensemble=args.ensemble)
     runtime = scores.pop("runtime")
     print(f"weights: {weights}")
@@ -35,8 +80,15 @@ def main(argv=None):
           + (", x8 self-ensemble" if args.ensemble else ""))
     print(f"inputs:  {format_scores(evaluator.input_scores())}")
     print(f"outputs: {format_scores(scores)}")
+    if evaluator.table:  # per group (inpainting: hole-ratio bin)
+        print(f"inputs by group:\n{format_table(evaluator.input_table)}")
+        print(f"outputs by group:\n{format_table(evaluator.table)}")
     if args.runtime:
         print(f"runtime: {runtime:.4f} s/image")
+    if args.json:
+        write_table_json(args.json, {"inputs": evaluator.input_table or {"all": evaluator.input_scores()},
+                                     "outputs": evaluator.table or {"all": scores}})
+        print(f"scores written to {args.json}")
     return 0
 
 

@@ -29,6 +29,7 @@ import ppir  # noqa: F401  (sets GLOG/OMP defaults before paddle is imported)
 from ppir.config import add_config_arguments, config_from_args
 from ppir.errors import CheckpointError, ExportError, run_cli
 from ppir.utils import inference_io as io
+from ppir.utils.paths import describe_os_error, refuse_overlap
 
 CHECK_SIZES = ((64, 64), (48, 80))  # (H, W), rounded up to the model's pad multiple
 DEFAULT_ATOL = 1e-5
@@ -42,25 +43,75 @@ def parse_args(argv):
     parser.add_argument("--opset", type=int, default=13, help="ONNX opset (default 13)")
     parser.add_argument("--atol", type=float, default=DEFAULT_ATOL,
                         help=f"max abs difference allowed against dygraph (default {DEFAULT_ATOL})")
+    parser.add_argument("--no_tune", action="store_true",
+                        help="skip timing the CPU paths (deploy/infer.py then defaults to oneDNN)")
     parser.add_argument("--allow_random", action="store_true",
                         help="export untrained (seeded random) weights when Global.pretrained_model is unset")
     return parser.parse_args(argv)
 
 
-def check_inputs(spec, seed=0):
-    """Deterministic model inputs: one square and one non-square, values in the model's range."""
+def check_inputs(spec, seed=0, sizes=None):
+    """Deterministic model inputs, one square and one non-square size, built by the same host code
+    deploy/infer.py runs (`graph_inputs`): a smooth random image in [0, 1] and, for models that take
+    a mask, a realistic free-form hole mask (strokes and ellipses, 20-50 % holes; salt noise would
+    not exercise a partial convolution the way real holes do). Each is the graph inputs
+    concatenated along channels, 1xCxHxW."""
+    import cv2
+
+    from ppir.data.masks import generate_mask
+
     rng = np.random.default_rng(seed)
-    low, high = spec["value_range"]
     multiple = int(spec["pad_multiple"] or 1)
-    n_image, n_mask = io.image_channels(spec), io.mask_channels(spec)
     inputs = []
-    for h, w in CHECK_SIZES:
+    for h, w in sizes or CHECK_SIZES:
         h, w = -(-h // multiple) * multiple, -(-w // multiple) * multiple
-        x = rng.uniform(low, high, size=(1, n_image, h, w)).astype(np.float32)
-        if n_mask:
-            x = np.concatenate([x, (rng.random((1, n_mask, h, w)) > 0.5).astype(np.float32)], axis=1)
-        inputs.append(x)
+        coarse = rng.random((max(h // 8, 2), max(w // 8, 2), 3)).astype(np.float32)
+        img = cv2.resize(coarse, (w, h), interpolation=cv2.INTER_CUBIC).clip(0.0, 1.0)
+        mask = generate_mask((h, w), rng, (0.2, 0.5)) if io.needs_mask(spec) else None
+        inputs.append(io.graph_inputs(io.host_sample(img, mask), spec)[None])
     return inputs
+
+
+TUNE_SIZE = (256, 256)  # (H, W) of the input the CPU paths are timed on
+TUNE_RUNS = 3
+
+
+def time_paths(predictors, x, runs=TUNE_RUNS):
+    """Median milliseconds of each predictor on `x` after one warm-up run (oneDNN builds its
+    primitives on the first run)."""
+    import time
+
+    timings = {}
+    for name, predictor in predictors.items():
+        predictor.run(x)
+        samples = []
+        for _ in range(runs):
+            start = time.perf_counter()
+            predictor.run(x)
+            samples.append((time.perf_counter() - start) * 1000.0)
+        timings[name] = round(float(np.median(samples)), 2)
+    return timings
+
+
+# The verified fp32 CPU paths, by the name their timing is recorded under.
+PATHS = {"paddle_onednn_on": {"backend": "paddle", "enable_mkldnn": True},
+         "paddle_onednn_off": {"backend": "paddle", "enable_mkldnn": False},
+         "onnxruntime": {"backend": "onnxruntime", "enable_mkldnn": False}}
+
+
+def fastest_path(timings):
+    """The default deploy/infer.py path: the fastest measured one."""
+    name = min(timings, key=timings.get)
+    return dict(PATHS[name], measured=name)
+
+
+def split_inputs(x, spec):
+    """The per-input parts (graph order) of a channel-concatenated array."""
+    parts, start = [], 0
+    for item in spec["inputs"]:
+        parts.append(x[:, start:start + int(item["channels"])])
+        start += int(item["channels"])
+    return parts
 
 
 def compare(run, inputs, references, atol, what):
@@ -79,12 +130,13 @@ def compare(run, inputs, references, atol, what):
     return worst
 
 
-def save_static(layer, in_channels, prefix):
+def save_static(layer, spec, prefix):
     import paddle
     from paddle.static import InputSpec
 
-    static = paddle.jit.to_static(layer, input_spec=[InputSpec([None, in_channels, None, None], "float32", "x")],
-                                  full_graph=True)
+    input_spec = [InputSpec([None, int(item["channels"]), None, None], item.get("dtype", "float32"), item["name"])
+                  for item in spec["inputs"]]
+    static = paddle.jit.to_static(layer, input_spec=input_spec, full_graph=True)
     paddle.jit.save(static, prefix)
 
 
@@ -112,13 +164,13 @@ def save_onnx(tmp_dir, model_file, params_file, opset):
 def build_spec(cfg, model, args, output_name, checks, opset):
     import paddle
 
+    network = cfg["Model"].get("network") or next(iter(cfg["Model"]["networks"].values()))
     spec = {
-        "model_name": cfg["Model"]["network"]["name"],
-        "network": {k: v for k, v in cfg["Model"]["network"].items() if k != "name"},
+        "model_name": network["name"],
+        "network": {k: v for k, v in network.items() if k != "name"},
         "model_file": "inference.json",
         "params_file": io.PARAMS_FILE,
         "onnx_file": io.ONNX_FILE if args.onnx else None,
-        "input_name": "x",
         "output_name": output_name,
     }
     spec.update(model.io_spec())
@@ -135,6 +187,20 @@ def build_spec(cfg, model, args, output_name, checks, opset):
         "max_abs_diff": checks,
     }
     return spec
+
+
+def check_save_dir(save_dir, weights, config):
+    """Before any work: --save_dir must be a folder (or not exist yet), and no export file may
+    replace the weights or the config the export reads (also through a symlink or `..`)."""
+    from ppir.engine.checkpoint import WEIGHTS
+
+    if weights and os.path.isdir(weights):  # a checkpoint dir: only its weights file is read
+        weights = os.path.join(weights, WEIGHTS)
+    writes = [(save_dir, "--save_dir")] + [(os.path.join(save_dir, n), "export file") for n in io.EXPORT_FILES]
+    removes = [(os.path.join(save_dir, n), "--save_dir") for n in io.CACHE_DIRS]  # stale TensorRT engines
+    refuse_overlap(writes, [(weights, "Global.pretrained_model"), (config, "-c")], removes)
+    if os.path.exists(save_dir) and not os.path.isdir(save_dir):
+        raise ExportError(f"--save_dir {save_dir} is a file, not a folder")
 
 
 def commit(tmp_dir, save_dir):
@@ -162,6 +228,7 @@ def main(argv=None):
     if not weights and not args.allow_random:
         raise CheckpointError("no weights to export: pass -o Global.pretrained_model=PATH "
                               "(or --allow_random to export untrained weights)")
+    check_save_dir(args.save_dir, weights, args.config)
     import paddle
 
     from deploy.infer import Predictor
@@ -180,26 +247,33 @@ def main(argv=None):
     io_spec = model.io_spec()
     inputs = check_inputs(io_spec)
     with paddle.no_grad():  # before to_static, which replaces the layer's forward
-        references = [layer(paddle.to_tensor(x)).numpy().astype(np.float64) for x in inputs]
+        references = [layer(*[paddle.to_tensor(part) for part in split_inputs(x, io_spec)]).numpy().astype(np.float64)
+                      for x in inputs]
 
     save_dir = args.save_dir
     created = not os.path.isdir(save_dir)
-    os.makedirs(save_dir, exist_ok=True)
-    tmp_dir = tempfile.mkdtemp(prefix=".export-", dir=save_dir)
+    try:
+        os.makedirs(save_dir, exist_ok=True)
+        tmp_dir = tempfile.mkdtemp(prefix=".export-", dir=save_dir)
+    except OSError as exc:
+        if created and os.path.isdir(save_dir) and not os.listdir(save_dir):
+            os.rmdir(save_dir)
+        raise ExportError(f"cannot write to --save_dir {save_dir}: {describe_os_error(exc)}") from None
     committed = False
     try:
-        save_static(layer, int(io_spec["in_channels"]), os.path.join(tmp_dir, "inference"))
+        save_static(layer, io_spec, os.path.join(tmp_dir, "inference"))
         model_file, params_file = io.paddle_model_files(tmp_dir)
         # A provisional spec lets the deploy Predictor load the temp dir exactly as users will.
         draft = {**build_spec(cfg, model, args, None, {}, None), "onnx_file": None}
         with open(os.path.join(tmp_dir, io.SPEC_FILE), "w", encoding="utf-8") as f:
             yaml.safe_dump(draft, f, sort_keys=False)
-        checks = {}
+        checks, predictors = {}, {}
         for onednn in (True, False):
             predictor = Predictor(tmp_dir, device="cpu", enable_mkldnn=onednn)
             what = f"Paddle Inference (CPU, oneDNN {'on' if onednn else 'off'})"
             checks[f"paddle_inference_onednn_{'on' if onednn else 'off'}"] = compare(
                 predictor.run, inputs, references, args.atol, what)
+            predictors[f"paddle_onednn_{'on' if onednn else 'off'}"] = predictor
         output_name = predictor.predictor.get_output_names()[0]
         opset = None
         if args.onnx:
@@ -208,13 +282,25 @@ def main(argv=None):
                 yaml.safe_dump({**draft, "onnx_file": io.ONNX_FILE}, f, sort_keys=False)
             predictor = Predictor(tmp_dir, backend="onnxruntime")
             checks["onnxruntime"] = compare(predictor.run, inputs, references, args.atol, "onnxruntime")
+            predictors["onnxruntime"] = predictor
+        tuning = None
+        if not args.no_tune:
+            x = check_inputs(io_spec, sizes=(TUNE_SIZE,))[0]
+            timings = time_paths(predictors, x)
+            tuning = {"size": list(x.shape[2:]), "threads": predictors["paddle_onednn_on"].cpu_threads,
+                      "median_ms": timings, "default_path": fastest_path(timings)}
         spec = build_spec(cfg, model, args, output_name, {k: float(f"{v:.3g}") for k, v in checks.items()},
                           opset)
+        if tuning:
+            spec["default_path"] = {k: v for k, v in tuning["default_path"].items() if k != "measured"}
+            spec["export"]["cpu_paths"] = {k: v for k, v in tuning.items() if k != "default_path"}
         with open(os.path.join(tmp_dir, io.SPEC_FILE), "w", encoding="utf-8") as f:
             f.write("# Written by tools/export.py; deploy/infer.py reads only this directory.\n")
             yaml.safe_dump(spec, f, sort_keys=False, default_flow_style=None)
         commit(tmp_dir, save_dir)
         committed = True
+    except OSError as exc:  # a full disk or a folder that turned read-only
+        raise ExportError(f"cannot write the export to {save_dir}: {describe_os_error(exc)}") from None
     finally:
         shutil.rmtree(tmp_dir, ignore_errors=True)
         if created and not committed and not os.listdir(save_dir):
@@ -225,6 +311,11 @@ def main(argv=None):
     sizes = " and ".join("x".join(str(d) for d in x.shape) for x in inputs)
     for name, diff in checks.items():
         print(f"check {name}: max abs diff {diff:.3g} vs dygraph on {sizes} (atol {args.atol:g})")
+    if "default_path" in spec:
+        paths = spec["export"]["cpu_paths"]
+        times = ", ".join(f"{k} {v:.1f} ms" for k, v in paths["median_ms"].items())
+        print(f"CPU paths at {paths['size'][0]}x{paths['size'][1]}, {paths['threads']} threads: {times}; "
+              f"deploy/infer.py default: {spec['default_path']}")
     return 0
 
 

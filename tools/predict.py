@@ -16,6 +16,7 @@ def parse_args(argv):
     parser.add_argument("--input", required=True, help="an image file or a folder of images")
     parser.add_argument("--output", required=True, help="an image file (for one input) or a folder")
     parser.add_argument("--ensemble", action="store_true", help="x8 geometric self-ensemble")
+    parser.add_argument("--overwrite", action="store_true", help="replace existing output files ppir did not write")
     return parser.parse_args(argv)
 
 
@@ -27,21 +28,31 @@ def main(argv=None):
 
     from ppir.data.image_io import read_image, write_image
     from ppir.engine.checkpoint import build_trained_model
+    from ppir.errors import DataError
     from ppir.utils import inference_io as io
     from ppir.utils.ensemble import ensemble_forward
-
-    model = build_trained_model(cfg)
-
-    def forward(batch):
-        return model.predict(paddle.to_tensor(batch)).numpy()
+    from ppir.utils.paths import record_outputs
 
     inputs = io.list_inputs(args.input)
-    for src, dst in zip(inputs, io.output_paths(inputs, args.output)):
-        batch = read_image(src).transpose(2, 0, 1)[None]
+    reads = [(args.config, "-c"), (cfg["Global"]["pretrained_model"], "Global.pretrained_model")]
+    outputs = io.plan_outputs(args.input, inputs, args.output, reads, overwrite=args.overwrite)
+    model = build_trained_model(cfg)
+    record_outputs(outputs)
+
+    def forward(batch):
+        return model.predict({"input": paddle.to_tensor(batch)}).numpy()
+
+    failures = io.Failures(len(inputs))
+    for src, dst in zip(inputs, outputs):
+        try:
+            batch = read_image(src).transpose(2, 0, 1)[None]
+        except DataError as exc:
+            failures.add(src, exc)
+            continue
         out = ensemble_forward(forward, batch) if args.ensemble else forward(batch)
         write_image(dst, np.clip(out[0].transpose(1, 2, 0), 0.0, 1.0))
         print(f"{src} -> {dst}")
-    return 0
+    return failures.exit_code()
 
 
 if __name__ == "__main__":

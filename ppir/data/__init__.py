@@ -5,7 +5,7 @@ from ppir.registry import Registry
 
 DATASETS = Registry("dataset")
 
-from ppir.data import paired_dataset  # noqa: E402,F401
+from ppir.data import inpainting_dataset, paired_dataset  # noqa: E402,F401
 from ppir.data.transforms import Mixup  # noqa: E402
 
 
@@ -23,7 +23,8 @@ def build_schedule(train_cfg):
 
 
 class TrainCollate:
-    """Stack the samples of one iteration and apply the optional batch mixup."""
+    """Stack the samples of one iteration (every key the dataset returns, nothing dropped) and
+    apply the optional batch mixup."""
 
     def __init__(self, mixup=None, seed=0):
         self.mixup = mixup
@@ -32,7 +33,7 @@ class TrainCollate:
     def __call__(self, samples):
         from ppir.data.sampler import derive_seed
 
-        batch = {k: np.stack([s[k] for s in samples]) for k in ("input", "target", "index")}
+        batch = {k: np.stack([s[k] for s in samples]) for k in samples[0]}
         if self.mixup is not None:
             rng = np.random.default_rng(derive_seed(self.seed, int(samples[0]["seed"]), 11))
             batch["input"], batch["target"] = self.mixup(batch["input"], batch["target"], rng)
@@ -40,9 +41,9 @@ class TrainCollate:
 
 
 def build_train_loader(cfg, start_iter, rank=0, world_size=1):
-    """The training loader for iterations start_iter+1 .. Global.iters of this rank."""
-    from paddle.io import DataLoader
-
+    """The training loader for iterations start_iter+1 .. Global.iters of this rank: dicts of
+    numpy arrays, one per iteration (see ppir/data/loader.py for how failures surface)."""
+    from ppir.data.loader import BatchLoader
     from ppir.data.sampler import IterationBatchSampler
 
     train_cfg, seed = cfg["Train"], cfg["Global"]["seed"]
@@ -50,8 +51,7 @@ def build_train_loader(cfg, start_iter, rank=0, world_size=1):
     sampler = IterationBatchSampler(len(dataset), build_schedule(train_cfg), cfg["Global"]["iters"],
                                     start_iter=start_iter, seed=seed, rank=rank, world_size=world_size)
     mixup = Mixup(**train_cfg["mixup"]) if train_cfg.get("mixup") else None
-    return DataLoader(dataset, batch_sampler=sampler, collate_fn=TrainCollate(mixup, seed),
-                      num_workers=train_cfg["num_workers"], use_shared_memory=False)
+    return BatchLoader(dataset, sampler, TrainCollate(mixup, seed), num_workers=train_cfg["num_workers"])
 
 
 def build_eval_dataset(cfg):

@@ -13,6 +13,7 @@ import cv2
 import numpy as np
 
 from ppir.errors import DataError
+from ppir.utils.paths import describe_os_error, write_atomic
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 
@@ -21,13 +22,19 @@ def is_image_file(name):
     return name.lower().endswith(IMAGE_EXTENSIONS)
 
 
-def read_image(path):
-    """Read an image file as RGB float32 HWC in [0, 1]; raise DataError naming the file otherwise."""
+def imread_unchanged(path, what="image"):
+    """cv2.imread(IMREAD_UNCHANGED) with a DataError naming the file if it is missing or corrupt."""
     if not os.path.isfile(path):
-        raise DataError(f"image not found: {path}")
+        raise DataError(f"{what} not found: {path}")
     data = cv2.imread(path, cv2.IMREAD_UNCHANGED)
     if data is None:
-        raise DataError(f"cannot decode image (corrupt or unsupported format): {path}")
+        raise DataError(f"cannot decode {what} (corrupt or unsupported format): {path}")
+    return data
+
+
+def read_image(path):
+    """Read an image file as RGB float32 HWC in [0, 1]; raise DataError naming the file otherwise."""
+    data = imread_unchanged(path)
     if data.dtype == np.uint8:
         img = data.astype(np.float32) / 255.0
     elif data.dtype == np.uint16:
@@ -59,15 +66,15 @@ def write_image(path, img):
     if img.dtype != np.uint8:
         img = to_uint8(img)
     folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
     ext = os.path.splitext(path)[1] or ".png"
     ok, buf = cv2.imencode(ext, cv2.cvtColor(img, cv2.COLOR_RGB2BGR))
     if not ok:
         raise DataError(f"cannot encode image as {ext}: {path}")
-    tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "wb") as f:
-        f.write(buf.tobytes())
-    os.replace(tmp, path)
+    try:
+        os.makedirs(folder, exist_ok=True)
+        write_atomic(path, buf.tobytes())
+    except OSError as exc:
+        raise DataError(f"cannot write {path} (folder {folder}): {describe_os_error(exc)}") from None
 
 
 def list_images(folder):

@@ -71,3 +71,34 @@ def build_optimizer(cfg, parameters, lr):
     check_kwargs(cls, cfg, f"Optimizer ({name})")
     grad_clip = paddle.nn.ClipGradByGlobalNorm(float(clip)) if clip else None
     return cls(learning_rate=lr, parameters=parameters, grad_clip=grad_clip, **cfg)
+
+
+def _per_network(section, value, names):
+    """{network: spec}. A spec has a `name` (or, for LRScheduler, is a bare number) and applies to
+    every trained network; a mapping without `name` holds one spec per network name."""
+    if not (isinstance(value, dict) and "name" not in value):
+        return {n: value for n in names}
+    missing, unknown = [n for n in names if n not in value], sorted(set(value) - set(names))
+    if missing or unknown:
+        raise ConfigError(f"{section}: expected a spec with a 'name', or one spec per trained network "
+                          f"({', '.join(names)}); " + "; ".join(
+                              part for part in (f"missing {', '.join(missing)}" if missing else "",
+                                                f"unknown {', '.join(unknown)}" if unknown else "") if part))
+    return {n: value[n] for n in names}
+
+
+def build_optimizers(cfg, model):
+    """One LR schedule and one optimizer per trained network of the task model, from the config's
+    `Optimizer` and `LRScheduler` (one spec for all, or one per network name)."""
+    names = model.trainable()
+    opt_specs = _per_network("Optimizer", cfg["Optimizer"], names)
+    lr_specs = _per_network("LRScheduler", cfg["LRScheduler"], names)
+    schedulers, optimizers = {}, {}
+    for name in names:
+        spec = opt_specs[name]
+        if isinstance(spec, dict) and "learning_rate" in spec:
+            raise ConfigError(f"Optimizer{'.' + name if len(names) > 1 else ''}.learning_rate is not used: "
+                              "the learning rate belongs to LRScheduler")
+        schedulers[name] = build_lr_scheduler(lr_specs[name])
+        optimizers[name] = build_optimizer(spec, model.networks[name].parameters(), schedulers[name])
+    return optimizers, schedulers

@@ -12,16 +12,17 @@ and the evaluator calls ``metric(pred, gt) -> float`` per image (HWC float array
 averages. The functions doing the arithmetic live in :mod:`ppir.metrics.psnr_ssim`.
 """
 from ppir.errors import ConfigError
-from ppir.metrics.psnr_ssim import (COLOR_ORDERS, SSIM_WINDOWS, MetricInputError,
-                                    MetricOptionError, calculate_psnr, calculate_ssim,
-                                    check_options, to_y_channel)
+from ppir.metrics.psnr_ssim import (COLOR_ORDERS, QUANTIZE_MODES, SSIM_WINDOWS,
+                                    MetricInputError, MetricOptionError, calculate_mae,
+                                    calculate_psnr, calculate_ssim, check_options, to_y_channel)
 from ppir.registry import Registry
 
 METRICS = Registry("metric")
 
-__all__ = ["METRICS", "PSNR", "SSIM", "build_metrics", "calculate_psnr", "calculate_ssim",
-           "check_options", "to_y_channel", "MetricInputError", "MetricOptionError",
-           "COLOR_ORDERS", "SSIM_WINDOWS"]
+__all__ = ["METRICS", "PSNR", "SSIM", "MAE", "LPIPS", "build_metrics", "calculate_psnr",
+           "calculate_ssim", "calculate_mae", "check_options", "to_y_channel",
+           "MetricInputError", "MetricOptionError", "COLOR_ORDERS", "QUANTIZE_MODES",
+           "SSIM_WINDOWS"]
 
 
 class _ImageMetric:
@@ -61,6 +62,17 @@ class PSNR(_ImageMetric):
         return calculate_psnr(pred, gt, **self.options)
 
 
+@METRICS.register("MAE")
+class MAE(_ImageMetric):
+    """Mean absolute error on the [0, 1] scale (MISF's l1, ICT's mae); see calculate_mae."""
+
+    default_name = "mae"
+    higher_is_better = False
+
+    def __call__(self, pred, gt):
+        return calculate_mae(pred, gt, **self.options)
+
+
 @METRICS.register("SSIM")
 class SSIM(_ImageMetric):
     """Mean SSIM of one prediction against its ground truth; see calculate_ssim for `window`."""
@@ -79,6 +91,28 @@ class SSIM(_ImageMetric):
 
     def __repr__(self):
         return f"{super().__repr__()[:-1]}, window={self.window!r})"
+
+
+@METRICS.register("LPIPS")
+class LPIPS:
+    """LPIPS v0.1 distance (lower is better) with user-supplied weights; see ppir/metrics/lpips.py.
+
+    `weights` is a torch `.pth` of `lpips.LPIPS(net=...).state_dict()` or a `.pdparams` with the
+    same keys; images are RGB [0, 1], mapped to [-1, 1] before the network.
+    """
+
+    higher_is_better = False
+
+    def __init__(self, weights, net="alex", label=None):
+        from ppir.metrics.lpips import LPIPSNet, load_lpips_weights
+
+        self.net = load_lpips_weights(LPIPSNet(net), weights)
+        self.name = label or "lpips"
+
+    def __call__(self, pred, gt):
+        from ppir.metrics.lpips import lpips_distance
+
+        return lpips_distance(self.net, pred, gt)
 
 
 def build_metrics(cfgs, where="Eval.metrics"):

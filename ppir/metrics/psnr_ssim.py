@@ -21,6 +21,7 @@ from ppir.errors import ConfigError, DataError
 
 COLOR_ORDERS = ("RGB", "BGR")
 SSIM_WINDOWS = ("gaussian", "uniform", "matlab")
+QUANTIZE_MODES = ("round", "truncate")  # `quantize: true` is 'round'
 
 # ITU-R BT.601 luma with studio swing, as MATLAB's rgb2ycbcr computes it and BasicSR copies it
 # (`rgb2ycbcr(img, y_only=True)` on [0,1] input): Y = (16 + 65.481 R + 128.553 G + 24.966 B) / 255.
@@ -62,16 +63,22 @@ def check_options(crop_border=0, test_y_channel=False, color_order="RGB", data_r
     if isinstance(data_range, bool) or not isinstance(data_range, (int, float, np.number)) \
             or not data_range > 0 or not math.isfinite(data_range):
         raise MetricOptionError(f"data_range must be a positive number, got {data_range!r}")
-    for key, value in (("test_y_channel", test_y_channel), ("quantize", quantize),
-                       ("clip", clip)):
+    for key, value in (("test_y_channel", test_y_channel), ("clip", clip)):
         if not isinstance(value, (bool, np.bool_)):
             raise MetricOptionError(f"{key} must be true or false, got {value!r}")
+    if isinstance(quantize, (bool, np.bool_)):
+        quantize = bool(quantize)
+    elif isinstance(quantize, str) and quantize in QUANTIZE_MODES:
+        quantize = True if quantize == "round" else quantize
+    else:
+        raise MetricOptionError(f"quantize must be true or false, 'round' or 'truncate', "
+                                f"got {quantize!r}")
     if window is not None and window not in SSIM_WINDOWS:
         raise MetricOptionError(
             f"window must be one of {', '.join(SSIM_WINDOWS)}, got {window!r}")
     return dict(crop_border=int(crop_border), test_y_channel=bool(test_y_channel),
                 color_order=color_order, data_range=float(data_range),
-                quantize=bool(quantize), clip=bool(clip))
+                quantize=quantize, clip=bool(clip))
 
 
 def to_y_channel(img, color_order="RGB", data_range=1.0):
@@ -112,7 +119,9 @@ def _prepare(img, ref, crop_border, test_y_channel, color_order, data_range, qua
         # (MIRNetV2 test_real_denoising_sidd.py, MIMO-UNet eval.py); a no-op for in-range images.
         img = np.clip(img, 0.0, data_range)
         ref = np.clip(ref, 0.0, data_range)
-    if quantize:
+    if quantize == "truncate":
+        img, ref = _truncate(img, data_range), _truncate(ref, data_range)
+    elif quantize:
         # BasicSR tensor2img: (x * 255).round() to uint8. np.round rounds halves to even, as
         # torch.round does. The values stay on the [0, data_range] scale, which leaves PSNR/SSIM
         # equal to BasicSR's uint8-scale numbers (both scale with data_range).
@@ -131,6 +140,25 @@ def _prepare(img, ref, crop_border, test_y_channel, color_order, data_range, qua
     return img, ref
 
 
+def _truncate(img, data_range):
+    """MISF's `(x.clamp(0, 1) * 255).numpy().astype(np.uint8)`: the product is taken in float32,
+    as its torch code does, then cut towards zero; back on the [0, data_range] scale."""
+    scaled = (img / data_range).astype(np.float32) * np.float32(255.0)
+    return np.floor(scaled).astype(np.float64) * (data_range / 255.0)
+
+
+def calculate_mae(img, ref, crop_border=0, test_y_channel=False, color_order="RGB",
+                  data_range=1.0, quantize=False, clip=True):
+    """Mean absolute error over all pixels and channels, divided by data_range (so on [0, 1]).
+
+    MISF's "l1" (`F.l1_loss(composite, gt)` on [0, 1] floats) and ICT's "mae". Options as in
+    :func:`calculate_psnr`; lower is better.
+    """
+    opts = check_options(crop_border, test_y_channel, color_order, data_range, quantize, clip)
+    img, ref = _prepare(img, ref, what="MAE", **opts)
+    return float(np.mean(np.abs(img - ref), dtype=np.float64) / opts["data_range"])
+
+
 def calculate_psnr(img, ref, crop_border=0, test_y_channel=False, color_order="RGB",
                    data_range=1.0, quantize=False, clip=True):
     """PSNR in dB: ``10 * log10(data_range**2 / MSE)`` with the MSE over all pixels and channels.
@@ -141,7 +169,8 @@ def calculate_psnr(img, ref, crop_border=0, test_y_channel=False, color_order="R
         test_y_channel: score the BT.601 Y channel (MATLAB rgb2ycbcr) instead of all channels.
         color_order: 'RGB' or 'BGR', the channel order of both images.
         data_range: the peak value (1.0 for float images, 255 for uint8-scale arrays).
-        quantize: round both images to the 256 uint8 levels first (BasicSR's tensor2img).
+        quantize: round both images to the 256 uint8 levels first (True or 'round': BasicSR's
+            tensor2img), or cut them towards zero ('truncate': MISF's `.astype(np.uint8)`).
         clip: clip both images to [0, data_range] first (the official evaluations clamp).
 
     Returns:

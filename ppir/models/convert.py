@@ -16,6 +16,11 @@ Every framework difference in parameter naming or layout lives here:
   `num_batches_tracked` has no Paddle counterpart and is dropped.
 * A Linear weight is [out, in] in torch and [in, out] in Paddle: transposed, but only where the
   target parameter really belongs to a `paddle.nn.Linear` (decided from the built network).
+* A sub-module registered under two names (EdgeConnect's `self.conv1 = self.features`) is listed
+  under both in torch and in Paddle; the copies must agree, and a file holding only one name
+  fills the other.
+* Spectral norm needs no rule: `paddle.nn.utils.spectral_norm` stores the same tensors under the
+  same names as torch (`weight_orig` parameter, `weight_u` / `weight_v` buffers).
 * Per-architecture exceptions (wrapper names, renames, dropped keys) are in `ARCH_RULES`.
 """
 import os
@@ -282,6 +287,21 @@ ARCH_RULES = {
     # MIMO-UNet releases: {'model': sd} (plus optimizer/epoch in training states).
     "MIMOUNet": {"wrappers": ("model",)},
     "MIMOUNetPlus": {"wrappers": ("model",)},
+    # MISF (src/models.py): {'iteration': n, 'generator': sd} and {'discriminator': sd}.
+    "MISFGenerator": {"wrappers": ("generator",)},
+    "MISFDiscriminator": {"wrappers": ("discriminator",)},
+    # ICT transformer: {'model', 'epoch', 'optimizer', 'tokens', 'best_validation_loss'} from
+    # DDP_trainer.save_checkpoint, or a bare state dict (.pt). Each official attention layer keeps
+    # its causal tril as a persistent `mask` buffer; the port builds it on the fly (BERT mode never
+    # reads it), so it is dropped.
+    "ICTTransformer": {"wrappers": ("model",), "drop": (r"^blocks\.\d+\.attn\.mask$",)},
+    # ICT guided upsampler: {'iteration', 'generator'} (InpaintingModel_gen.pth).
+    "ICTUpsampler": {"wrappers": ("generator",)},
+    # CTSDG training states: {'n_iter', 'generator', 'discriminator'}. Spectral-norm tensors
+    # (weight_orig/_u/_v) and the discriminator's aliased `conv1.*` / `features.*` copies keep
+    # their names: Paddle's spectral_norm and module aliasing produce the same keys.
+    "CTSDGGenerator": {"wrappers": ("generator",)},
+    "CTSDGDiscriminator": {"wrappers": ("discriminator",)},
 }
 
 _BN_RENAMES = ((re.compile(r"\.running_mean$"), "._mean"),
@@ -318,16 +338,35 @@ def unwrap_state_dict(arch, obj, param_key=None):
 
 
 def _target_spec(net):
-    """{key: (shape, dtype_name)} of the network's state dict and the set of Linear weights."""
+    """{key: (shape, dtype_name)} of the network's state dict, the set of Linear weights, and
+    the groups of keys that name one tensor (aliased sub-modules)."""
     from paddle import nn
 
-    spec = OrderedDict()
+    spec, by_tensor = OrderedDict(), OrderedDict()
     for key, value in net.state_dict().items():
         spec[key] = (tuple(int(s) for s in value.shape), str(value.dtype).replace("paddle.", ""))
+        by_tensor.setdefault(id(value), []).append(key)
     linear = {f"{name}.weight" if name else "weight"
               for name, layer in net.named_sublayers(include_self=True)
               if isinstance(layer, nn.Linear)}
-    return spec, linear
+    aliases = [keys for keys in by_tensor.values() if len(keys) > 1]
+    return spec, linear, aliases
+
+
+def _fill_aliases(converted, aliases):
+    """Aliased keys hold one tensor: present copies must agree; absent names get the value."""
+    for group in aliases:
+        present = [k for k in group if k in converted]
+        if not present:
+            continue
+        value = converted[present[0]]
+        for key in present[1:]:
+            if converted[key].shape != value.shape or not np.array_equal(converted[key], value):
+                raise CheckpointError(
+                    f"{present[0]} and {key} name one tensor in the network but hold different "
+                    f"values in the checkpoint")
+        for key in group:
+            converted.setdefault(key, value)
 
 
 def _summary(keys, limit=6):
@@ -347,7 +386,7 @@ def convert_state_dict(arch, state, network_args=None, param_key=None, net=None)
         from ppir.models import build_network
 
         net = build_network({"name": arch, **(network_args or {})}, where="--arch")
-    spec, linear_weights = _target_spec(net)
+    spec, linear_weights, aliases = _target_spec(net)
     state, _ = unwrap_state_dict(arch, state, param_key)
 
     renames = [(re.compile(p), r) for p, r in rules.get("rename", ())]
@@ -365,6 +404,7 @@ def convert_state_dict(arch, state, network_args=None, param_key=None, net=None)
         if key in linear_weights and value.ndim == 2:
             value = value.T
         converted[key] = value
+    _fill_aliases(converted, aliases)
 
     missing = [k for k in spec if k not in converted]
     unexpected = [k for k in converted if k not in spec]
@@ -396,20 +436,29 @@ def convert_state_dict(arch, state, network_args=None, param_key=None, net=None)
 def convert_checkpoint(arch, src, dst, network_args=None, param_key=None):
     """Read `src` (.pth), convert for `arch` and write a Paddle `.pdparams` to `dst` atomically.
 
+    `dst` may not be `src` (also through a symlink or another spelling): refused before reading.
     Returns the converted OrderedDict of numpy arrays.
     """
     import paddle
 
-    state = convert_state_dict(arch, read_pth(src), network_args, param_key)
+    from ppir.utils.paths import describe_os_error, refuse_overlap
+
     dst = os.fspath(dst)
+    refuse_overlap([(dst, "--dst")], [(os.fspath(src), "--src")])
+    if os.path.isdir(dst):
+        raise CheckpointError(f"--dst {dst} is a folder; give the .pdparams file name to write")
+    state = convert_state_dict(arch, read_pth(src), network_args, param_key)
     folder = os.path.dirname(os.path.abspath(dst))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".convert-", suffix=".pdparams", dir=folder)
-    os.close(fd)
+    tmp = None
     try:
+        os.makedirs(folder, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=".convert-", suffix=".pdparams", dir=folder)
+        os.close(fd)
         paddle.save({k: paddle.to_tensor(v) for k, v in state.items()}, tmp)
         os.replace(tmp, dst)
+    except OSError as exc:
+        raise CheckpointError(f"cannot write {dst} (folder {folder}): {describe_os_error(exc)}") from None
     finally:
-        if os.path.exists(tmp):
+        if tmp and os.path.exists(tmp):
             os.remove(tmp)
     return state

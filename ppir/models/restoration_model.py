@@ -9,7 +9,8 @@ import paddle.nn as nn
 from ppir.errors import ConfigError
 from ppir.losses import LOSSES
 from ppir.losses.pixel_loss import final_output
-from ppir.models import MODELS, build_network
+from ppir.models import MODELS
+from ppir.models.base_model import TaskModel
 from ppir.utils.tiling import crop_back, pad_to_multiple
 
 
@@ -24,15 +25,12 @@ class FinalOutput(nn.Layer):
         return final_output(self.net(x))
 
 
-def all_finite(tensors):
-    flags = [paddle.isfinite(t).all() for t in tensors if t is not None]
-    return bool(paddle.stack(flags).all().item()) if flags else True
-
-
 @MODELS.register("RestorationModel")
-class RestorationModel:
+class RestorationModel(TaskModel):
+    """One network (`Model.network`), image in -> image out, trained with pixel losses."""
+
     def __init__(self, network, losses=({"name": "L1Loss"},)):
-        self.net = build_network(network)
+        super().__init__({"net": network})
         # Channel count of the image input: the official constructors call it inp_channels.
         self.in_channels = int(network.get("inp_channels", network.get("in_channels", 3)))
         self.size_multiple = getattr(type(self.net), "size_multiple", 1)
@@ -56,23 +54,16 @@ class RestorationModel:
             total = total + weight * value
         return total, parts
 
-    def train_step(self, batch, optimizer, amp, net=None):
-        """One optimisation step. Returns the float losses, or None if it was skipped as non-finite.
-
-        `net` is the network to call (a DataParallel wrapper under distributed training). The
-        gradients are checked after the all-reduce, so every rank skips the same steps.
-        """
-        net = net or self.net
-        with amp.autocast():
-            outputs = net(batch["input"])
+    def train_step(self, batch, step):
+        """One optimisation step. Returns the float losses, or None if it was skipped as
+        non-finite (decided after the gradients are averaged over ranks, so every rank skips the
+        same steps)."""
+        with step.autocast():
+            outputs = self.net(batch["input"])
             total, parts = self.compute_loss(outputs, batch["target"])
-        amp.backward(total)
-        params = [p for p in self.net.parameters() if not p.stop_gradient]
-        if not all_finite([total] + [p.grad for p in params]):
-            optimizer.clear_grad()
+        step.backward(total)
+        if not step.step("net"):
             return None
-        amp.step(optimizer)
-        optimizer.clear_grad()
         logged = {"loss": float(total)}
         if len(parts) > 1:  # several terms: log each (a single loss is already `loss`)
             logged.update({k: float(v) for k, v in parts.items()
@@ -80,9 +71,10 @@ class RestorationModel:
         return logged
 
     @paddle.no_grad()
-    def predict(self, x):
-        """Final output for an NCHW batch of any size (reflect-padded to the network's multiple)."""
-        padded, hw = pad_to_multiple(x, self.size_multiple)
+    def predict(self, inputs):
+        """Final output for an NCHW batch `inputs["input"]` of any size (reflect-padded to the
+        network's multiple and cropped back)."""
+        padded, hw = pad_to_multiple(inputs["input"], self.size_multiple)
         return crop_back(final_output(self.net(padded)), hw)
 
     def export_module(self):
@@ -94,10 +86,10 @@ class RestorationModel:
             "task": "restoration",
             "layout": "NCHW",
             "color_order": "RGB",
-            "value_range": [0.0, 1.0],
-            "in_channels": self.in_channels,
-            "out_channels": 3,
+            "inputs": [{"name": "x", "source": "input", "channels": self.in_channels, "dtype": "float32",
+                        "value_range": [0.0, 1.0], "role": "image"}],
+            "host_steps": [],
+            "output": {"channels": 3, "value_range": [0.0, 1.0], "composite": False},
             "pad_multiple": self.size_multiple,
             "pad_mode": "reflect",
-            "mask": None,
         }

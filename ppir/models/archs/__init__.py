@@ -1,3 +1,6 @@
 """Network architectures, one file per paper. Importing a module registers its networks."""
 from ppir.models.archs import mirnet_v2_arch  # noqa: F401
 from ppir.models.archs import mimounet_arch  # noqa: F401
+from ppir.models.archs import misf_arch  # noqa: F401
+from ppir.models.archs import ict_arch  # noqa: F401
+from ppir.models.archs import ctsdg_arch  # noqa: F401

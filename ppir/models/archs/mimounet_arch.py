@@ -20,6 +20,7 @@ import paddle.nn.functional as F
 
 from ppir.models import NETWORKS
 from ppir.models.archs.init import torch_default_init
+from ppir.models.archs.input_checks import check_nchw
 
 __all__ = ["BasicConv", "ResBlock", "EBlock", "DBlock", "AFF", "SCM", "FAM",
            "MIMOUNet", "MIMOUNetPlus"]
@@ -206,18 +207,7 @@ class _MIMOUNetBase(nn.Layer):
         torch_default_init(self)
 
     def _check_input(self, x):
-        # Only in dygraph: under to_static with InputSpec [None, 3, None, None] the sizes are -1.
-        if not paddle.in_dynamic_mode():
-            return
-        if x.ndim != 4:
-            raise ValueError(
-                f"{type(self).__name__} expects an NCHW tensor, got shape {list(x.shape)}")
-        h, w = x.shape[2], x.shape[3]
-        m = self.size_multiple
-        if h % m or w % m:
-            raise ValueError(
-                f"{type(self).__name__} needs H and W to be multiples of {m}, got {h}x{w} "
-                f"(pad the input, e.g. reflect-pad to {-(-h // m) * m}x{-(-w // m) * m})")
+        check_nchw(type(self).__name__, x, self.size_multiple)
 
     def _aff_dropout(self, res1, res2):
         return res1, res2

@@ -1,0 +1,52 @@
+"""What a task model's `train_step` uses to update its networks, whatever the precision or the
+number of processes.
+
+    def train_step(self, batch, step):
+        with step.autocast():
+            loss = ...
+        step.backward(loss)
+        if not step.step("generator"):    # averaged over ranks, unscaled, checked, stepped
+            return None                   # skipped: non-finite gradients
+        return {"loss": float(loss)}
+
+`step.step(name)` averages the gradients of network `name` over the ranks (one collective),
+unscales them (AMP), checks they are finite and only then runs that network's optimizer; the
+network's gradients are cleared either way. Gradients reach a network from every loss that
+depends on it until they are cleared, so an official update order in which one network's step
+also carries another loss's gradient (MISF) is written as that order, with `zero_grad` where
+the official code zeroes.
+"""
+from ppir.engine.distributed import allreduce_mean_
+
+
+class TrainStep:
+    def __init__(self, networks, optimizers, amp, world_size=1, iteration=0):
+        self.networks = networks
+        self.optimizers = optimizers
+        self.amp = amp
+        self.world_size = world_size
+        self.iteration = iteration
+
+    def autocast(self):
+        return self.amp.autocast()
+
+    def backward(self, loss):
+        self.amp.backward(loss)
+
+    def _params(self, name):
+        return [p for p in self.networks[name].parameters() if not p.stop_gradient]
+
+    def zero_grad(self, *names):
+        for name in names or tuple(self.optimizers):
+            self.optimizers[name].clear_grad()
+
+    def step(self, name):
+        """Average, unscale and check the gradients of `name`; step its optimizer when they are
+        finite. Returns whether it stepped."""
+        params = self._params(name)
+        allreduce_mean_([p.grad for p in params], self.world_size)
+        finite = self.amp.unscale_and_check(params)
+        if finite:
+            self.optimizers[name].step()
+        self.optimizers[name].clear_grad()
+        return finite

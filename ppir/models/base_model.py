@@ -1,0 +1,86 @@
+"""The task-model contract the trainer, evaluator and exporter rely on.
+
+A task model owns named networks (the first one is the primary: it is evaluated, exported,
+averaged by EMA and saved as `model.pdparams`), its losses and its `train_step`; the trainer
+stays one loop whatever the task. Config:
+
+    Model:
+      name: RestorationModel          # one network: `network: {name: MIRNetV2, ...}`
+    Model:
+      name: CTSDGModel                # several: `networks: {generator: {...}, discriminator: {...}}`
+
+Optimizer / LRScheduler hold either one spec (`{name: Adam, ...}`: the same for every trained
+network) or one spec per network name (`{generator: {...}, discriminator: {...}}`).
+"""
+import abc
+from collections import OrderedDict
+
+from ppir.errors import ConfigError
+
+
+class TaskModel(abc.ABC):
+    """Subclasses build `self.networks` (an OrderedDict name -> paddle.nn.Layer, primary first)
+    and implement `train_step`, `predict`, `export_module` and `io_spec`."""
+
+    def __init__(self, networks):
+        from ppir.models import build_network
+
+        if not isinstance(networks, dict) or not networks:
+            raise ConfigError(f"Model.networks: expected a mapping of network names to "
+                              f"{{name: ...}} specs, got {networks!r}")
+        self.networks = OrderedDict(
+            (name, build_network(spec, where=f"Model.networks.{name}")) for name, spec in networks.items())
+
+    @property
+    def primary(self):
+        return next(iter(self.networks))
+
+    @property
+    def net(self):
+        """The primary network."""
+        return self.networks[self.primary]
+
+    def trainable(self):
+        """Names of the networks that get an optimizer (default: all)."""
+        return list(self.networks)
+
+    def set_train(self, training):
+        """Put every network in training or evaluation mode. Override where a model keeps some
+        layers frozen in training (Paddle's Layer.train() does not call sublayer overrides)."""
+        for net in self.networks.values():
+            net.train() if training else net.eval()
+
+    @property
+    def training(self):
+        return self.net.training
+
+    @abc.abstractmethod
+    def train_step(self, batch, step):
+        """One optimisation step on `batch` (dict of tensors) through `step` (ppir.engine.step).
+        Returns the float losses to log, or None when the step was skipped as non-finite."""
+
+    @abc.abstractmethod
+    def predict(self, inputs):
+        """The final image (NCHW, [0, 1]) for a dict of input tensors; any size."""
+
+    @abc.abstractmethod
+    def export_module(self):
+        """The layer tools/export.py saves: its forward takes the inputs `io_spec` lists."""
+
+    @abc.abstractmethod
+    def io_spec(self):
+        """What a predictor must know to feed the exported model (written to inference.yml):
+
+            task: restoration | inpainting
+            layout: NCHW, color_order: RGB
+            inputs:           # the exported graph's inputs, in export_module().forward's order
+              - {name: image, source: input, channels: 3, dtype: float32, value_range: [-1, 1], role: image}
+              - {name: mask, source: mask, channels: 1, dtype: float32, value_range: [0, 1], role: mask,
+                 mask_convention: 1 = known}       # or "1 = hole"; the data layer's mask is 1 = hole
+            host_steps: [{name: ..., **params}]    # ppir.data.host_steps, run before the graph
+            output: {value_range: [-1, 1], composite: true}   # composite: known pixels from the input
+            pad_multiple: 128, pad_mode: reflect
+
+        Each input is taken from the host sample's `source` array (`input`: the masked or degraded
+        image in [0, 1]; `mask`: 1 on holes; or what a host step added), mapped linearly from
+        [0, 1] to `value_range`, and a mask with `mask_convention: 1 = known` is inverted."""

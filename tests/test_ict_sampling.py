@@ -1,0 +1,124 @@
+"""ICT raster-order token sampling (ppir/models/ict_sampling.py)."""
+import numpy as np
+import paddle
+import pytest
+
+from ppir.models.archs.ict_arch import ICTTransformer
+from ppir.models.ict_sampling import paddle_logits_fn, sample_tokens, top_k_logits
+
+V = 512
+
+
+class RecordingLogits:
+    """Fake transformer: fixed logits per (position, token); records the masks of every call."""
+
+    def __init__(self, logits):
+        self.logits, self.calls = logits, []
+
+    def __call__(self, tokens, masks):
+        self.calls.append(masks.copy())
+        return np.broadcast_to(self.logits, tokens.shape + (self.logits.shape[-1],))
+
+
+def flat_logits(t):
+    return RecordingLogits(np.zeros((t, V), np.float32))
+
+
+def test_same_seed_same_tokens_and_seeds_differ():
+    """The same seed gives identical completions; another seed gives different ones."""
+    tokens, masks = np.arange(16) % V, (np.arange(16) % 3 == 0).astype(np.float32)
+    a = sample_tokens(flat_logits(16), tokens, masks, n_samples=4, seed=3)
+    b = sample_tokens(flat_logits(16), tokens, masks, n_samples=4, seed=3)
+    c = sample_tokens(flat_logits(16), tokens, masks, n_samples=4, seed=4)
+    np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(a, c)
+
+
+def test_samples_of_one_batch_are_diverse():
+    """The n_samples rows of one call are different completions of the same image."""
+    tokens, masks = np.zeros(16, np.int64), np.ones(16, np.float32)
+    out = sample_tokens(flat_logits(16), tokens, masks, n_samples=3, seed=0)
+    assert out.shape == (3, 16) and len({tuple(r) for r in out}) == 3
+
+
+def test_raster_order_one_forward_per_missing_position():
+    """Known tokens never change; only missing positions are sampled, in raster order, with one
+    forward per position that is missing in some row, each seeing the previous draws as known."""
+    tokens = np.arange(10) + 100
+    masks = np.array([0, 1, 0, 0, 1, 1, 0, 0, 0, 1], np.float32)
+    fake = flat_logits(10)
+    out = sample_tokens(fake, tokens, masks, n_samples=2, seed=1)
+    known = masks == 0
+    assert (out[:, known] == tokens[known]).all()
+    assert len(fake.calls) == int(masks.sum())
+    missing = np.flatnonzero(masks)
+    for step, call in enumerate(fake.calls):
+        expected = masks.copy()
+        expected[missing[:step]] = 0
+        assert (call == expected).all()
+
+
+def test_each_row_follows_its_own_mask():
+    """With per-row masks (unlike the official mask[0, i]), a position known in one row is kept
+    there while it is sampled in the other row."""
+    tokens = np.array([[7, 8, 9, 10], [7, 8, 9, 10]])
+    masks = np.array([[0, 0, 1, 0], [0, 1, 0, 0]], np.float32)
+    logits = np.full((4, V), -10.0, np.float32)
+    logits[:, 3] = 10.0  # token 3 dominates at every position
+    out = sample_tokens(RecordingLogits(logits), tokens, masks, top_k=1, seed=0)
+    np.testing.assert_array_equal(out, [[7, 8, 3, 10], [7, 3, 9, 10]])
+
+
+def test_top_k_is_respected():
+    """Only the k highest logits can be drawn (logit -j for token j: tokens < k), and top_k=1 is
+    greedy; the official rule keeps values tied with the k-th."""
+    logits = np.tile(-np.arange(V, dtype=np.float32), (8, 1))
+    tokens, masks = np.zeros(8, np.int64), np.ones(8, np.float32)
+    out = sample_tokens(RecordingLogits(logits * 0.01), tokens, masks, n_samples=64,
+                        top_k=40, seed=0)
+    assert out.max() < 40 and len(np.unique(out)) > 20
+    greedy = sample_tokens(RecordingLogits(logits), tokens, masks, n_samples=2, top_k=1, seed=0)
+    assert (greedy == 0).all()
+    tied = top_k_logits(np.array([[3.0, 1.0, 3.0, 2.0]]), 1)
+    np.testing.assert_array_equal(np.isfinite(tied), [[True, False, True, False]])
+
+
+def test_draws_follow_the_softmax():
+    """Over many rows the frequencies match softmax(logits / temperature) (here 1/6, 2/6, 3/6 at
+    temperature 1, and (1, 4, 9)/14 at temperature 0.5)."""
+    logits = np.full((1, V), -np.inf, np.float32)
+    logits[0, :3] = np.log([1.0, 2.0, 3.0])
+    tokens, masks = np.zeros(1, np.int64), np.ones(1, np.float32)
+    for temp, expected in ((1.0, np.array([1, 2, 3]) / 6), (0.5, np.array([1, 4, 9]) / 14)):
+        out = sample_tokens(RecordingLogits(logits), tokens, masks, n_samples=6000,
+                            temperature=temp, top_k=None, seed=2)
+        freq = np.bincount(out[:, 0], minlength=3) / len(out)
+        assert len(freq) == 3
+        np.testing.assert_allclose(freq, expected, atol=0.02)
+
+
+def test_with_ict_transformer():
+    """Sampling with a small ICTTransformer through `paddle_logits_fn`: valid ids, known tokens
+    kept, reproducible for a seed."""
+    paddle.seed(0)
+    net = ICTTransformer(block_size=16, n_layer=1, n_embd=32, n_head=2)
+    tokens = np.arange(16) * 7 % V
+    masks = (np.arange(16) >= 10).astype(np.float32)
+    fn = paddle_logits_fn(net)
+    a = sample_tokens(fn, tokens, masks, n_samples=2, seed=5)
+    b = sample_tokens(fn, tokens, masks, n_samples=2, seed=5)
+    np.testing.assert_array_equal(a, b)
+    assert (a[:, :10] == tokens[:10]).all() and a.min() >= 0 and a.max() < V
+
+
+def test_bad_arguments():
+    """Mismatched shapes, a logits function of the wrong shape and a non-positive temperature are
+    refused."""
+    from ppir.errors import DataError
+
+    with pytest.raises(DataError, match="same shape"):
+        sample_tokens(flat_logits(4), np.zeros(4), np.zeros(5))
+    with pytest.raises(DataError, match="logits_fn returned"):
+        sample_tokens(lambda tokens, masks: np.zeros((1, 3, V)), np.zeros(4), np.ones(4))
+    with pytest.raises(ValueError, match="temperature"):
+        sample_tokens(flat_logits(4), np.zeros(4), np.ones(4), temperature=0)

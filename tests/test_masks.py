@@ -1,0 +1,107 @@
+"""Inpainting masks: official resize/threshold recipes, polarity, bins, generator determinism."""
+import os
+
+import cv2
+import numpy as np
+import pytest
+
+from ppir.data.masks import (MaskTransform, bin_names, generate_mask, hole_ratio, ratio_bin,
+                             read_mask)
+from ppir.errors import ConfigError, DataError
+
+FIXTURE = os.path.join(os.path.dirname(__file__), "fixtures", "inpaint_mask_recipes.npz")
+
+
+@pytest.fixture(scope="module")
+def recipe_fixture(tmp_path_factory):
+    data = np.load(FIXTURE)
+    path = str(tmp_path_factory.mktemp("masks") / "soft.png")
+    cv2.imwrite(path, data["mask_file"])
+    return path, data
+
+
+@pytest.mark.parametrize("recipe,key,invert", [
+    ("ctsdg", "ctsdg_known", True), ("misf", "misf_hole", False),
+    ("ict_transformer", "ict_transformer_hole", False),
+    ("ict_upsampler", "ict_upsampler_hole", False)])
+def test_recipes_match_the_official_mask_pipelines(recipe_fixture, recipe, key, invert):
+    """A soft-edged, non-square 90x70 mask file gives, pixel for pixel, the mask each official
+    dataset code makes at 64x64 (fixture from CTSDG/MISF/ICT dataset code with their PIL/cv2
+    calls; CTSDG's is 1 = known, so it is inverted). Evaluation mode: no flips, and ICT's
+    upsampler squashes instead of cropping, as its test mode does."""
+    path, data = recipe_fixture
+    ours = MaskTransform(64, recipe)(path)
+    expected = data[key].astype(np.float32)
+    if invert:
+        expected = 1 - expected
+    assert ours.shape == (64, 64) and ours.dtype == np.float32
+    np.testing.assert_array_equal(ours, expected)
+
+
+def test_recipe_flips_come_from_the_sample_rng(recipe_fixture):
+    """ICT's mask flips are drawn from the given Generator: same seed, same mask; across seeds
+    all four flip combinations occur."""
+    path, _ = recipe_fixture
+    tf = MaskTransform(64, "ict_transformer")
+    np.testing.assert_array_equal(tf(path, np.random.default_rng(5)),
+                                  tf(path, np.random.default_rng(5)))
+    base = tf(path)
+    seen = set()
+    for seed in range(16):
+        m = tf(path, np.random.default_rng(seed))
+        seen.add(next(k for k, v in enumerate((base, base[:, ::-1], base[::-1], base[::-1, ::-1]))
+                      if np.array_equal(m, v)))
+    assert seen == {0, 1, 2, 3}
+
+
+def test_read_mask_polarity_and_threshold(tmp_path):
+    """hole_value says which side of the threshold is the hole; the result is 1 = hole."""
+    img = np.array([[0, 100, 200, 255]], np.uint8)
+    path = str(tmp_path / "m.png")
+    cv2.imwrite(path, img)
+    np.testing.assert_array_equal(read_mask(path, "white"), [[0, 0, 1, 1]])
+    np.testing.assert_array_equal(read_mask(path, "black"), [[1, 1, 0, 0]])
+    np.testing.assert_array_equal(read_mask(path, "white", threshold=0.0), [[0, 1, 1, 1]])
+
+
+def test_read_mask_refuses_wrong_size_and_colour_masks(tmp_path):
+    """A mask whose size differs from its image, or whose colour channels disagree after
+    thresholding, is a one-line DataError naming the file; a gray mask saved as RGB is fine."""
+    gray = np.zeros((8, 6, 3), np.uint8)
+    gray[2:5] = 255
+    cv2.imwrite(str(tmp_path / "gray.png"), gray)
+    assert read_mask(str(tmp_path / "gray.png")).sum() == 18
+    with pytest.raises(DataError, match=r"mask is 6x8 but its image is 8x8: .*gray.png"):
+        read_mask(str(tmp_path / "gray.png"), expect_hw=(8, 8))
+    colour = gray.copy()
+    colour[0, 0] = (255, 0, 0)
+    cv2.imwrite(str(tmp_path / "colour.png"), colour)
+    with pytest.raises(DataError, match=r"not single-channel.*colour.png"):
+        read_mask(str(tmp_path / "colour.png"))
+    with pytest.raises(DataError, match="mask not found"):
+        read_mask(str(tmp_path / "none.png"))
+    with pytest.raises(ConfigError, match="hole_value"):
+        read_mask(str(tmp_path / "gray.png"), hole_value="1")
+
+
+def test_ratio_bins():
+    """Bins are [lo, hi) with the last one closed; names are as the MISF test folders spell them."""
+    assert bin_names() == ["0%-20%", "20%-40%", "40%-60%"]
+    assert bin_names([0, 0.1, 0.25]) == ["0%-10%", "10%-25%"]
+    assert ratio_bin(0.2) == "20%-40%" and ratio_bin(0.1999) == "0%-20%"
+    assert ratio_bin(0.6) == "40%-60%" and ratio_bin(0.61) is None
+    assert hole_ratio(np.array([[[1, 0], [0, 0]]], np.float32)) == 0.25
+    with pytest.raises(ConfigError, match="strictly increasing"):
+        bin_names([0.2, 0.2, 0.4])
+
+
+@pytest.mark.parametrize("lo,hi", [(0.0, 0.2), (0.2, 0.4), (0.4, 0.6)])
+def test_generator_is_deterministic_and_hits_the_ratio_range(lo, hi):
+    """Same seed, same mask bytes; every mask lands inside the requested ratio range."""
+    a = generate_mask(64, np.random.default_rng(1), (lo, hi))
+    np.testing.assert_array_equal(a, generate_mask(64, np.random.default_rng(1), (lo, hi)))
+    assert not np.array_equal(a, generate_mask(64, np.random.default_rng(2), (lo, hi)))
+    for seed in range(8):
+        m = generate_mask((48, 64), np.random.default_rng(seed), (lo, hi))
+        assert m.shape == (48, 64) and set(np.unique(m)) <= {0.0, 1.0}
+        assert lo <= hole_ratio(m) <= hi
