@@ -126,8 +126,8 @@ def test_standard_order_keeps_the_adversarial_gradient_out_of_the_d_step(steps_r
 
 
 def test_predict_composites_any_size(vgg):
-    """predict pads image and mask to a square multiple of 4, crops back, and keeps the known
-    pixels: the output equals the input wherever the mask is 0."""
+    """predict pads image and mask to a multiple of 4, the graph pads them to a square (the
+    bare generator refuses H != W) and crops back; known pixels come from the input."""
     model = build_model({"Model": {"name": "MISFModel", "perceptual_weight": 0, "style_weight": 0}})
     model.set_train(False)
     rng = np.random.default_rng(0)

@@ -33,37 +33,33 @@ from ppir.losses.perceptual import PerceptualLoss, StyleLoss
 from ppir.models import MODELS
 from ppir.models.archs.misf_arch import misf_input
 from ppir.models.base_model import TaskModel
+from ppir.utils.tiling import crop_back, pad_to_multiple
 
 UPDATE_ORDERS = ("official", "standard")
 _DEFAULT_NETWORKS = {"generator": {"name": "MISFGenerator"},
                      "discriminator": {"name": "MISFDiscriminator"}}
 
 
-def pad_to_square(x, multiple):
-    """Pad the bottom/right of NCHW `x` to a square whose side is a multiple of `multiple`
-    (reflect where the image is large enough, edge replication otherwise). Returns
-    (padded, (h, w))."""
-    h, w = int(x.shape[-2]), int(x.shape[-1])
-    side = -(-max(h, w) // multiple) * multiple
-    pad_h, pad_w = side - h, side - w
-    if pad_h == 0 and pad_w == 0:
-        return x, (h, w)
-    mode = "reflect" if pad_h < h and pad_w < w else "replicate"
-    return F.pad(x, [0, pad_w, 0, pad_h], mode=mode, data_format="NCHW"), (h, w)
-
-
 class MISFInpaint(nn.Layer):
     """The exported graph: (image [0, 1] with anything in the holes, mask 1 = hole) -> the
-    composite `image * (1 - M) + G(image * (1 - M), M) * M` in [0, 1]. Square inputs whose side
-    is a multiple of 4 (the host pads, see io_spec)."""
+    composite `image * (1 - M) + G(image * (1 - M), M) * M` in [0, 1], for any H x W that are
+    multiples of 4. The generator's kernel resize is only right for square inputs (see
+    misf_arch), so the graph edge-pads its input to a square and crops the output back; the pad
+    sizes come from the runtime shape, so one export serves every size."""
 
     def __init__(self, generator):
         super().__init__()
         self.generator = generator
 
     def forward(self, image, mask):
-        known = image * (1 - mask)
-        return known + self.generator(misf_input(image, mask)) * mask
+        shape = paddle.shape(image)
+        h, w = shape[2], shape[3]
+        side = paddle.maximum(h, w)
+        zero = paddle.zeros_like(h)
+        pads = paddle.stack([zero, side - w, zero, side - h]).astype("int32")
+        x = F.pad(misf_input(image, mask), pads, mode="replicate", data_format="NCHW")
+        out = self.generator(x)[:, :, :h, :w]
+        return image * (1 - mask) + out * mask
 
 
 @MODELS.register("MISFModel")
@@ -137,12 +133,11 @@ class MISFModel(TaskModel):
     @paddle.no_grad()
     def predict(self, inputs):
         """The composite `input * (1 - M) + G(...) * M` for NCHW `inputs["input"]` (known pixels;
-        holes may hold anything) and `inputs["mask"]` (1 = hole) of any size: both are padded to
-        a square multiple of 4 (the generator's filters assume H = W) and cropped back."""
-        image, hw = pad_to_square(inputs["input"], self.size_multiple)
-        mask, _ = pad_to_square(inputs["mask"], self.size_multiple)
-        out = MISFInpaint(self.networks["generator"])(image, mask)
-        return out[:, :, : hw[0], : hw[1]]
+        holes may hold anything) and `inputs["mask"]` (1 = hole) of any size: edge-padded to a
+        multiple of 4 here and to a square inside the exported graph, then cropped back."""
+        image, hw = pad_to_multiple(inputs["input"], self.size_multiple, "replicate")
+        mask, _ = pad_to_multiple(inputs["mask"], self.size_multiple, "replicate")
+        return crop_back(self.export_module()(image, mask), hw)
 
     def export_module(self):
         return MISFInpaint(self.networks["generator"])
@@ -159,8 +154,7 @@ class MISFModel(TaskModel):
                  "value_range": [0.0, 1.0], "role": "mask", "mask_convention": "1 = hole"},
             ],
             "host_steps": [],
-            "output": {"value_range": [0.0, 1.0], "composite": True},
+            "output": {"channels": 3, "value_range": [0.0, 1.0], "composite": True},
             "pad_multiple": self.size_multiple,
-            "pad_square": True,
-            "pad_mode": "reflect",
+            "pad_mode": "replicate",
         }
