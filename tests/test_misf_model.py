@@ -144,7 +144,8 @@ def test_predict_composites_any_size(vgg):
 
 def test_vgg_weights_are_required_and_checked(tmp_path):
     """Perceptual/style losses without vgg_weights is a ConfigError; a missing file is a
-    one-line CheckpointError naming it; an unknown update order is refused."""
+    one-line CheckpointError naming it; an unknown update order, and a sigmoid discriminator
+    with the hinge loss (the official code drops the sigmoid for hinge), are refused."""
     with pytest.raises(ConfigError, match="vgg_weights"):
         build_model({"Model": {"name": "MISFModel"}})
     missing = str(tmp_path / "vgg19.pdparams")
@@ -153,3 +154,6 @@ def test_vgg_weights_are_required_and_checked(tmp_path):
     with pytest.raises(ConfigError, match="update_order"):
         build_model({"Model": {"name": "MISFModel", "perceptual_weight": 0, "style_weight": 0,
                                "update_order": "textbook"}})
+    with pytest.raises(ConfigError, match="use_sigmoid"):
+        build_model({"Model": {"name": "MISFModel", "perceptual_weight": 0, "style_weight": 0,
+                               "gan_type": "hinge"}})

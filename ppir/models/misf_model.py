@@ -88,7 +88,13 @@ class MISFModel(TaskModel):
                 raise ConfigError("Model.vgg_weights: the perceptual and style losses need VGG19 "
                                   "weights (or set perceptual_weight and style_weight to 0)")
             self.vgg = build_vgg("VGG19", vgg_weights, where="Model.vgg_weights")
-        super().__init__(networks or _DEFAULT_NETWORKS)
+        networks = networks or _DEFAULT_NETWORKS
+        sigmoid = dict(networks.get("discriminator") or {}).get("use_sigmoid", True)
+        if bool(sigmoid) != (gan_type != "hinge"):
+            # Official: Discriminator(use_sigmoid=config.GAN_LOSS != 'hinge').
+            raise ConfigError(f"Model.networks.discriminator.use_sigmoid must be "
+                              f"{gan_type != 'hinge'} with gan_type {gan_type}")
+        super().__init__(networks)
         if list(self.networks) != ["generator", "discriminator"]:
             raise ConfigError(f"Model.networks: MISFModel needs exactly 'generator' then "
                               f"'discriminator', got {list(self.networks)}")
