@@ -80,14 +80,10 @@ class MISFModel(TaskModel):
         self.gan = GANLoss(gan_type)
         self.perceptual = PerceptualLoss(perceptual_layers)
         self.style = StyleLoss(style_layers)
-        self.vgg = None
-        if self.perceptual_weight or self.style_weight:
-            from ppir.losses.vgg import build_vgg
-
-            if vgg_weights is None:
-                raise ConfigError("Model.vgg_weights: the perceptual and style losses need VGG19 "
-                                  "weights (or set perceptual_weight and style_weight to 0)")
-            self.vgg = build_vgg("VGG19", vgg_weights, where="Model.vgg_weights")
+        if (self.perceptual_weight or self.style_weight) and vgg_weights is None:
+            raise ConfigError("Model.vgg_weights: the perceptual and style losses need VGG19 "
+                              "weights (or set perceptual_weight and style_weight to 0)")
+        self.vgg_weights, self._vgg = vgg_weights, None
         networks = networks or _DEFAULT_NETWORKS
         sigmoid = dict(networks.get("discriminator") or {}).get("use_sigmoid", True)
         if bool(sigmoid) != (gan_type != "hinge"):
@@ -98,6 +94,21 @@ class MISFModel(TaskModel):
         if list(self.networks) != ["generator", "discriminator"]:
             raise ConfigError(f"Model.networks: MISFModel needs exactly 'generator' then "
                               f"'discriminator', got {list(self.networks)}")
+
+    @property
+    def vgg(self):
+        """The frozen VGG19 of the perceptual and style losses, loaded on first use: evaluation
+        and export never need its weights; training loads them as it starts (set_train)."""
+        if self._vgg is None:
+            from ppir.losses.vgg import build_vgg
+
+            self._vgg = build_vgg("VGG19", self.vgg_weights, where="Model.vgg_weights")
+        return self._vgg
+
+    def set_train(self, training):
+        if training and (self.perceptual_weight or self.style_weight):
+            self._vgg = self.vgg  # load now: a missing file stops the run before step 1
+        super().set_train(training)
 
     def losses(self, images, masks):
         """(gen_loss, dis_loss, logged terms) of one batch, calling D in the official order."""
