@@ -16,6 +16,8 @@ Official behaviour kept on purpose:
 * RAL downsamples the foreground with align_corners=True; MSFA applies a ReLU before its softmax.
 * The last texture decoder level takes `64 + out_channels` inputs (the official code uses
   `out_channels` there, not `image_in_channels`).
+* BatchNorm running variances are updated with the unbiased batch variance, as PyTorch does
+  (`ppir/models/archs/torch_bn.py`).
 * Initialisation (`utils/misc.py weights_init`): conv weights N(0, 0.02), biases 0, BatchNorm
   weights N(1, 0.02); the discriminator's EdgeDetector keeps the PyTorch default.
 * The discriminator's first layer is one module under two names (`conv1` and `features`), so its
@@ -35,6 +37,7 @@ from paddle import nn
 
 from ppir.models import NETWORKS
 from ppir.models.archs.init import torch_default_init
+from ppir.models.archs.torch_bn import TorchBatchNorm2D
 
 
 # ----------------------------------------------------------------------------------------------
@@ -93,7 +96,7 @@ class PConvBNActiv(nn.Layer):
         kernel, stride, padding = self._SAMPLES.get(sample, (3, 1, 1))
         self.conv = PartialConv2d(in_channels, out_channels, kernel, stride=stride,
                                   padding=padding, bias=bias, multi_channel=True)
-        self.bn = nn.BatchNorm2D(out_channels) if bn else None
+        self.bn = TorchBatchNorm2D(out_channels) if bn else None
         if activ == "relu":
             self.activation = nn.ReLU()
         elif activ == "leaky":
@@ -118,9 +121,9 @@ class Bottleneck(nn.Layer):
     def __init__(self, inplanes, planes, stride=1):
         super().__init__()
         self.conv1 = nn.Conv2D(inplanes, planes, 3, stride=stride, padding=1, bias_attr=False)
-        self.bn1 = nn.BatchNorm2D(planes)
+        self.bn1 = TorchBatchNorm2D(planes)
         self.conv2 = nn.Conv2D(planes, inplanes, 3, stride=stride, padding=1, bias_attr=False)
-        self.bn2 = nn.BatchNorm2D(inplanes)
+        self.bn2 = TorchBatchNorm2D(inplanes)
         self.relu = nn.ReLU()
 
     def forward(self, x):
@@ -437,12 +440,12 @@ class EdgeDetector(nn.Layer):
     def __init__(self, in_channels=3, mid_channels=16, out_channels=1):
         super().__init__()
         self.projection = nn.Sequential(
-            nn.Conv2D(in_channels, mid_channels, 3, padding=1), nn.BatchNorm2D(mid_channels),
+            nn.Conv2D(in_channels, mid_channels, 3, padding=1), TorchBatchNorm2D(mid_channels),
             nn.ReLU())
         self.res_layer = nn.Sequential(
-            nn.Conv2D(mid_channels, mid_channels, 3, padding=1), nn.BatchNorm2D(mid_channels),
+            nn.Conv2D(mid_channels, mid_channels, 3, padding=1), TorchBatchNorm2D(mid_channels),
             nn.ReLU(),
-            nn.Conv2D(mid_channels, mid_channels, 3, padding=1), nn.BatchNorm2D(mid_channels))
+            nn.Conv2D(mid_channels, mid_channels, 3, padding=1), TorchBatchNorm2D(mid_channels))
         self.relu = nn.ReLU()
         self.out_layer = nn.Sequential(nn.Conv2D(mid_channels, out_channels, 1), nn.Sigmoid())
         torch_default_init(self)  # the official never re-initialises it
