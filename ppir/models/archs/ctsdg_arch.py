@@ -215,8 +215,24 @@ class RAL(nn.Layer):
         k_bg = 2 * self.rate
         bg_cols = F.unfold(background, k_bg, strides=self.stride * self.rate, paddings=1)
         pasted = paddle.matmul(bg_cols, attention)                          # [N, C*4*4, L]
-        out = F.fold(pasted, background.shape[2:], k_bg, strides=self.rate, paddings=1)
+        out = _fold_4x4_stride2(pasted, background.shape[1], foreground.shape[2], foreground.shape[3])
         return out / 4.0
+
+
+def _fold_4x4_stride2(cols, channels, h, w):
+    """`F.fold(cols, (2h, 2w), 4, strides=2, paddings=1)` of [N, C*16, h*w] columns (the official
+    conv_transpose2d paste-back), as reshapes, shifts and sums: `fold` needs a static output size,
+    which an export with dynamic H and W does not have. Kernel row 2a + b of patch i lands on
+    padded row 2(i + a) + b, so each (a_y, a_x) quarter of the kernel is one pixel shuffle shifted
+    by (2 a_y, 2 a_x)."""
+    patches = cols.reshape([0, channels, 4, 4, h, w])
+    out = 0
+    for ay in (0, 1):
+        for ax in (0, 1):
+            quarter = patches[:, :, 2 * ay:2 * ay + 2, 2 * ax:2 * ax + 2]
+            quarter = quarter.transpose([0, 1, 4, 2, 5, 3]).reshape([0, channels, 2 * h, 2 * w])
+            out = out + F.pad(quarter, [2 * ax, 2 - 2 * ax, 2 * ay, 2 - 2 * ay])
+    return out[:, :, 1:2 * h + 1, 1:2 * w + 1]
 
 
 class MSFA(nn.Layer):
