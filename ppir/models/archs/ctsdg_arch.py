@@ -64,7 +64,9 @@ class PartialConv2d(nn.Conv2D):
                               paddle.ones([1, 1, *self._kernel_size], dtype=mask.dtype),
                               stride=self._stride, padding=self._padding,
                               dilation=self._dilation)
-            ratio = self.slide_winsize / (counts + 1e-8)
+            # A same-shaped numerator: Paddle Inference's oneDNN kernel computes `scalar / tensor`
+            # with its operands swapped (Paddle 3.2), which an export would then bake in.
+            ratio = paddle.full_like(counts, self.slide_winsize) / (counts + 1e-8)
             update = paddle.clip(counts, 0.0, 1.0)
             ratio = ratio * update
             if self.multi_channel:
