@@ -203,8 +203,7 @@ class RAL(nn.Layer):
         self.softmax_scale = softmax_scale
 
     def forward(self, background, foreground):
-        foreground = F.interpolate(foreground, scale_factor=1.0 / self.rate, mode="bilinear",
-                                   align_corners=True)
+        foreground = _half_bilinear_align_corners(foreground)
         # [N, C*k*k, L] columns, zero padding 1 (`extract_patches` in `utils/misc.py`); position
         # l of the foreground grid is both the patch index and the score-map pixel.
         fg_cols = F.unfold(foreground, self.kernel_size, strides=self.stride, paddings=1)
@@ -219,6 +218,28 @@ class RAL(nn.Layer):
         pasted = paddle.matmul(bg_cols, attention)                          # [N, C*4*4, L]
         out = _fold_4x4_stride2(pasted, background.shape[1], foreground.shape[2], foreground.shape[3])
         return out / 4.0
+
+
+def _align_corners_weights(ramp_in):
+    """[H/2, H] bilinear weights of an align_corners=True resize to half size, built from the
+    ramp 0..H-1 with the kernel's arithmetic (`src = i * (H - 1) / (H/2 - 1)`, lower neighbour
+    and fraction)."""
+    ramp_out = ramp_in[::2]
+    src = ramp_out * (ramp_in[-1] / paddle.clip(ramp_out[-1], min=1.0))
+    low = paddle.floor(src)
+    frac = (src - low).unsqueeze(1)
+    low, ramp = low.unsqueeze(1), ramp_in.unsqueeze(0)
+    return (1.0 - frac) * (ramp == low).astype(src.dtype) + frac * (ramp == low + 1.0).astype(src.dtype)
+
+
+def _half_bilinear_align_corners(x):
+    """`F.interpolate(x, scale_factor=0.5, mode="bilinear", align_corners=True)` (official RAL) as
+    two matrix products: Paddle Inference's oneDNN resize ignores align_corners (Paddle 3.2), so
+    an exported model would sample other positions. Same weights; sums in another order."""
+    ramp_h = paddle.cumsum(paddle.ones_like(x[0, 0, :, 0])) - 1.0
+    ramp_w = paddle.cumsum(paddle.ones_like(x[0, 0, 0, :])) - 1.0
+    out = paddle.matmul(_align_corners_weights(ramp_h), x)
+    return paddle.matmul(out, _align_corners_weights(ramp_w), transpose_y=True)
 
 
 def _fold_4x4_stride2(cols, channels, h, w):
