@@ -220,6 +220,36 @@ class RAL(nn.Layer):
         return out / 4.0
 
 
+def _interleave(even, odd, axis):
+    """Rows (axis 2) or columns (axis 3) `even[i], odd[i], even[i+1], ...`."""
+    shape = [0, 0, -1, paddle.shape(even)[3]] if axis == 2 else [0, 0, 0, -1]
+    return paddle.stack([even, odd], axis=axis + 1).reshape(shape)
+
+
+def upsample2_nearest(x):
+    """`F.interpolate(x, scale_factor=2, mode="nearest")`, exactly. Paddle Inference's oneDNN
+    resize returns garbage for a 1x1 input (Paddle 3.2), which is the bottleneck of a 128x128
+    image, so the decoder's x2 resizes are written with elementwise ops."""
+    x = _interleave(x, x, 2)
+    return _interleave(x, x, 3)
+
+
+def upsample2_bilinear(x):
+    """`F.interpolate(x, scale_factor=2, mode="bilinear")` (align_corners=False): with edge
+    replication, output 2i is 0.25 x[i-1] + 0.75 x[i] and 2i+1 is 0.75 x[i] + 0.25 x[i+1], per
+    axis (same weights; sums in another order). See `upsample2_nearest` for why."""
+    for axis in (2, 3):
+        first = x[:, :, :1] if axis == 2 else x[:, :, :, :1]
+        last = x[:, :, -1:] if axis == 2 else x[:, :, :, -1:]
+        before = paddle.concat([first, x], axis=axis)
+        after = paddle.concat([x, last], axis=axis)
+        n = paddle.shape(x)[axis]
+        before = paddle.slice(before, [axis], [0], [n])
+        after = paddle.slice(after, [axis], [1], [n + 1])
+        x = _interleave(0.25 * before + 0.75 * x, 0.75 * x + 0.25 * after, axis)
+    return x
+
+
 def _align_corners_weights(ramp_in):
     """[H/2, H] bilinear weights of an align_corners=True resize to half size, built from the
     ramp 0..H-1 with the kernel's arithmetic (`src = i * (H - 1) / (H/2 - 1)`, lower neighbour
@@ -389,8 +419,8 @@ class CTSDGGenerator(nn.Layer):
 
     def _decode(self, stream, x, mask, feats, masks):
         for level in range(7, 0, -1):
-            x = F.interpolate(x, scale_factor=2, mode="bilinear")
-            mask = F.interpolate(mask, scale_factor=2, mode="nearest")
+            x = upsample2_bilinear(x)
+            mask = upsample2_nearest(mask)
             x = paddle.concat([x, feats[level - 1]], axis=1)
             mask = paddle.concat([mask, masks[level - 1]], axis=1)
             x, mask = getattr(self, f"dc_{stream}_{level}")(x, mask)
@@ -419,7 +449,7 @@ class CTSDGGenerator(nn.Layer):
         output = self.fusion_layer1(output_bigff)
         output_atten = self.cfa(output, output)
         output = self.fusion_layer2(paddle.concat([output, output_atten], axis=1))
-        output = F.interpolate(output, scale_factor=2, mode="bilinear")
+        output = upsample2_bilinear(output)
         output = self.out_layer(paddle.concat([output, output_bigff], axis=1))
         return output, projected_image, projected_edge
 
