@@ -1,0 +1,102 @@
+"""ICT data: the palette a config names, and the token grids its transformer trains on.
+
+A palette is named by a config either as a file (the official `kmeans_centers.npy` format, or one
+written by tools/ict_palette.py) or as a recipe computed at setup:
+
+    palette: pretrained/kmeans_centers.npy
+    palette: {images: demo, k: 64, size: 16, seed: 0}    # k-means of the demo training images
+
+A recipe is deterministic (seeded k-means, ppir.data.palette.palette_from_images), so training,
+evaluation and prediction that name the same recipe get the same colours; its colours are
+rounded to integers as a palette file's are when loaded.
+
+`ICTTokenDataset` wraps an inpainting dataset built at the prior size (the official transformer
+data: random square crop, PIL BILINEAR straight to s x s, NEAREST mask with random flips; see
+ppir/data/masks.py `ict_transformer`) and adds `tokens` (int64, s*s, the nearest palette colour of
+each ground-truth pixel) and `token_mask` (float32, s*s, 1 = missing) to every sample.
+"""
+import os
+
+import numpy as np
+
+from ppir.data import DATASETS
+from ppir.data.host_steps import HOST_STEPS
+from ppir.data.palette import image_to_tokens, load_palette, mask_to_tokens, palette_from_images
+from ppir.errors import ConfigError
+
+__all__ = ["resolve_palette", "ict_tokens", "ICTTokenDataset"]
+
+_RECIPE_KEYS = {"images", "k", "size", "seed", "max_pixels", "iters"}
+_computed = {}
+
+
+def resolve_palette(spec, where="palette"):
+    """(K, 3) float32 0..255 colours from a file path, a recipe mapping or an array."""
+    if isinstance(spec, np.ndarray):
+        return spec.astype(np.float32)
+    if isinstance(spec, str):
+        return load_palette(spec)
+    if not isinstance(spec, dict) or "images" not in spec:
+        raise ConfigError(f"{where}: expected a palette file (.npy) or a recipe "
+                          f"{{images: FOLDER|demo, k, size, seed}}, got {spec!r}")
+    unknown = sorted(set(spec) - _RECIPE_KEYS)
+    if unknown:
+        raise ConfigError(f"{where}: unknown palette recipe keys {', '.join(unknown)} "
+                          f"(allowed: {', '.join(sorted(_RECIPE_KEYS))})")
+    recipe = dict(spec)
+    folder = recipe.pop("images")
+    if folder == "demo":
+        from ppir.data.demo import ensure_demo
+
+        folder = os.path.join(ensure_demo("inpaint"), "train")
+    key = (os.path.realpath(folder), tuple(sorted(recipe.items())))
+    if key not in _computed:
+        from ppir.data.inpainting_dataset import list_image_tree
+
+        paths = [os.path.join(folder, name) for name in list_image_tree(folder)]
+        colors, _ = palette_from_images(paths, **recipe)
+        _computed[key] = np.rint(colors).astype(np.float32)
+    return _computed[key]
+
+
+@HOST_STEPS.register("ict_tokens")
+def ict_tokens(sample, palette, size, source="target"):
+    """Add `tokens` (the s x s palette tokens of `sample[source]`, a 3xHxW [0, 1] image) and
+    `token_mask` (the mask at s x s, 1 = missing), both flattened to s*s."""
+    image = np.asarray(sample[source]).transpose(1, 2, 0)
+    sample["tokens"] = image_to_tokens(image, resolve_palette(palette), size)
+    sample["token_mask"] = mask_to_tokens(np.asarray(sample["mask"])[0], size)
+    return sample
+
+
+@DATASETS.register("ICTTokenDataset")
+class ICTTokenDataset:
+    """An inpainting dataset (`dataset`, built at `prior_size`) plus its palette tokens.
+
+    Args:
+        dataset: the inner dataset spec, e.g. {name: InpaintingDataset, size: 32, preprocess:
+            random_crop_resize, interpolation: pil_bilinear, hflip: true, mask_recipe:
+            ict_transformer, ...}.
+        palette: a palette file or recipe (see the module docstring).
+        prior_size: s, the side of the token grid.
+    """
+
+    def __init__(self, dataset, palette, prior_size=32):
+        if not isinstance(dataset, dict):
+            raise ConfigError(f"ICTTokenDataset.dataset: expected a dataset spec, got {dataset!r}")
+        from ppir.data import build_dataset
+
+        self.inner = build_dataset(dataset, "ICTTokenDataset.dataset")
+        self.palette = resolve_palette(palette, "ICTTokenDataset.palette")
+        self.prior_size = int(prior_size)
+
+    def __len__(self):
+        return len(self.inner)
+
+    def __getitem__(self, key):
+        return ict_tokens(self.inner[key], self.palette, self.prior_size)
+
+    def __getattr__(self, name):  # name(), eval_item(), images ... of the inner dataset
+        if name == "inner":
+            raise AttributeError(name)
+        return getattr(self.inner, name)

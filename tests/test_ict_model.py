@@ -1,0 +1,124 @@
+"""ICT task models: the transformer stage's training step against the official one, its
+token-driven LR schedule (exact resume), token data, and seeded sampling.
+
+tests/fixtures/ict_train_steps.npz was made in scratch by the official training step of raywzy/ICT
+(`Transformer/DDP_trainer.py` run_epoch without DDP: `model(x, x, y)`, `configure_optimizers`
+AdamW with betas (0.9, 0.95) and weight_decay 0, `clip_grad_norm_(1.0)`, then the token-count LR
+rule), torch 2.13 CPU, on the 2-layer x 64 BERT config of tests/fixtures/ict_align.npz with the
+weights of tests/test_ict_arch.py `seeded_state` (seed `weight_seed`): 6 steps of 2 x 64 random
+tokens with about 40 % missing, learning rate 1e-3, warmup_tokens 256, final_tokens 1024. It holds
+the batches, the official losses and learning rates per step, and slices of the final weights.
+"""
+import os
+
+import numpy as np
+import paddle
+import pytest
+from reprod_log import ReprodDiffHelper, ReprodLogger
+
+from ppir.engine.amp import NoAmp
+from ppir.engine.lr_scheduler import build_optimizers
+from ppir.engine.step import TrainStep
+from ppir.models import build_model
+from ppir.models.convert import convert_state_dict
+from tests.test_ict_arch import official_state
+
+FIXTURES = os.path.join(os.path.dirname(__file__), "fixtures")
+PALETTE = np.stack(np.meshgrid(np.arange(8) * 32, np.arange(8) * 32, np.arange(8) * 32,
+                               indexing="ij"), -1).reshape(-1, 3).astype(np.float32)
+SMALL = {"name": "ICTTransformer", "vocab_size": 512, "block_size": 64, "n_layer": 2, "n_head": 4,
+         "n_embd": 64, "embd_pdrop": 0.0, "resid_pdrop": 0.0, "attn_pdrop": 0.0}
+TRAIN_CFG = {"Optimizer": {"name": "AdamW", "beta1": 0.9, "beta2": 0.95, "epsilon": 1e-8,
+                           "weight_decay": 0.0, "grad_clip": 1.0},
+             "LRScheduler": {"name": "TokenWarmupCosineLR", "learning_rate": 1e-3,
+                             "warmup_tokens": 256, "final_tokens": 1024}}
+
+
+def small_model(seed=None):
+    model = build_model({"Model": {"name": "ICTTransformerModel", "palette": PALETTE,
+                                   "prior_size": 8, "networks": {"transformer": SMALL}}})
+    if seed is not None:
+        keys = np.load(os.path.join(FIXTURES, "ict_align.npz"))["bert_keys"]
+        state = convert_state_dict("ICTTransformer", official_state(keys, seed), net=model.net)
+        model.net.set_state_dict({k: paddle.to_tensor(v) for k, v in state.items()})
+    return model
+
+
+def run_steps(model, tokens, masks, optimizers=None, schedulers=None):
+    """Train on the given batches; returns (losses, learning rates used, optimizers, schedulers)."""
+    if optimizers is None:
+        optimizers, schedulers = build_optimizers(TRAIN_CFG, model)
+    step = TrainStep(model.networks, optimizers, NoAmp(), schedulers=schedulers)
+    model.set_train(True)
+    losses, lrs = [], []
+    for x, y in zip(tokens, masks):
+        lrs.append(optimizers["transformer"].get_lr())
+        logged = model.train_step({"tokens": paddle.to_tensor(x), "token_mask": paddle.to_tensor(y)},
+                                  step)
+        losses.append(logged["loss"])
+        schedulers["transformer"].step()
+    return np.array(losses), np.array(lrs), optimizers, schedulers
+
+
+def test_training_steps_match_the_official_training_step(tmp_path):
+    """6 steps of the official loss + AdamW (0.9, 0.95, no decay) + clip 1.0 + token LR rule from
+    the same weights and batches give the official losses and learning rates (reprod_log, mean
+    diff <= 1e-5) and the same final weights (1e-5)."""
+    ref = np.load(os.path.join(FIXTURES, "ict_train_steps.npz"))
+    model = small_model(int(ref["weight_seed"]))
+    losses, lrs, _, _ = run_steps(model, ref["tokens"], ref["masks"])
+    ours, theirs = ReprodLogger(), ReprodLogger()
+    for i in range(len(losses)):
+        ours.add(f"loss_{i}", losses[i:i + 1])
+        ours.add(f"lr_{i}", lrs[i:i + 1])
+        theirs.add(f"loss_{i}", ref["losses"][i:i + 1])
+        theirs.add(f"lr_{i}", ref["lrs"][i:i + 1])
+    ours.save(str(tmp_path / "paddle.npy"))
+    theirs.save(str(tmp_path / "ref.npy"))
+    helper = ReprodDiffHelper()
+    helper.compare_info(helper.load_info(str(tmp_path / "paddle.npy")),
+                        helper.load_info(str(tmp_path / "ref.npy")))
+    helper.report(diff_method="mean", diff_threshold=1e-5, path=str(tmp_path / "diff.txt"))
+    assert "diff check passed" in (tmp_path / "diff.txt").read_text()
+    np.testing.assert_allclose(losses, ref["losses"], rtol=1e-5, atol=0)
+    np.testing.assert_allclose(lrs, ref["lrs"], rtol=1e-12, atol=0)
+    # Paddle stores the head as (in, out): the official (out, in) rows are its columns.
+    np.testing.assert_allclose(model.net.head.weight.numpy().T[:8], ref["final_head"], atol=1e-5)
+    np.testing.assert_allclose(model.net.pos_emb.numpy()[0, :4], ref["final_pos"], atol=1e-5)
+
+
+def test_token_schedule_resumes_exactly():
+    """Saving the optimizer after 3 of 6 steps and resuming in a fresh model gives the learning
+    rates and losses of the uninterrupted run: the token count travels with the optimizer state."""
+    ref = np.load(os.path.join(FIXTURES, "ict_train_steps.npz"))
+    full_losses, full_lrs, _, _ = run_steps(small_model(3), ref["tokens"], ref["masks"])
+    # Each half in fresh names (parameters and optimizer moments), as a new process would be.
+    with paddle.utils.unique_name.guard():
+        first = small_model(3)
+        _, _, optimizers, _ = run_steps(first, ref["tokens"][:3], ref["masks"][:3])
+    saved_net, saved_opt = first.net.state_dict(), optimizers["transformer"].state_dict()
+    assert saved_opt["LR_Scheduler"]["tokens"] == 3 * 2 * 64
+    with paddle.utils.unique_name.guard():
+        second = small_model()
+        second.net.set_state_dict(saved_net)
+        optimizers, schedulers = build_optimizers(TRAIN_CFG, second)
+        optimizers["transformer"].set_state_dict(saved_opt)
+        losses, lrs, _, _ = run_steps(second, ref["tokens"][3:], ref["masks"][3:], optimizers,
+                                      schedulers)
+    np.testing.assert_array_equal(lrs, full_lrs[3:])
+    np.testing.assert_allclose(losses, full_losses[3:], rtol=1e-6)
+
+
+def test_token_schedule_first_step_at_full_rate_then_warmup_and_floor():
+    """Step 1 runs at the full rate, then the rate follows the token count: linear warm-up, cosine,
+    down to the 0.1 floor at final_tokens (DDP_trainer.py)."""
+    from ppir.engine.lr_scheduler import TokenWarmupCosineLR
+
+    sched = TokenWarmupCosineLR(1.0, warmup_tokens=100, final_tokens=300)
+    got = [sched()]
+    for _ in range(6):
+        sched.count(50)
+        sched.step()
+        got.append(sched())
+    np.testing.assert_allclose(got, [1.0, 0.5, 1.0, 0.5 * (1 + np.cos(np.pi * 0.25)), 0.5,
+                                     0.5 * (1 + np.cos(np.pi * 0.75)), 0.1])
