@@ -73,9 +73,11 @@ def short_reason(exc):
 
 
 class Predictor:
-    """An export directory behind one call: `run(x)` with x an NCHW float32 array, returning the
-    NCHW output array. Set-up follows PaddleSeg's deploy/python/infer.py: a base config, then a
-    CPU or GPU (optionally TensorRT) set-up method; or an onnxruntime session."""
+    """An export directory behind one call: `run(x)` with x an NCHW float32 array holding the
+    graph's inputs concatenated along channels (inference.yml `inputs`, in order; one image for a
+    restoration model), returning the NCHW output array. Set-up follows PaddleSeg's
+    deploy/python/infer.py: a base config, then a CPU or GPU (optionally TensorRT) set-up
+    method; or an onnxruntime session."""
 
     def __init__(self, model_dir, device="cpu", enable_mkldnn=True, cpu_threads=None, precision="fp32",
                  use_tensorrt=False, backend="paddle", batch_size=1, tune_shapes=None):
@@ -107,7 +109,7 @@ class Predictor:
             except Exception as exc:  # a corrupt or truncated model file: Paddle raises assorted types
                 raise ExportError(f"cannot load the model {model_file} + {params_file} (corrupt or "
                                   f"incomplete export?): {short_reason(exc)}") from None
-            self._input = self.predictor.get_input_handle(self.predictor.get_input_names()[0])
+            self._check_graph_inputs(self.predictor.get_input_names())
             self._output = self.predictor.get_output_handle(self.predictor.get_output_names()[0])
 
     def _check_options(self):
@@ -194,10 +196,11 @@ class Predictor:
         config.enable_use_gpu(256, 0)
         config.collect_shape_range_info(shape_file)
         predictor = inference.create_predictor(config)
-        handle = predictor.get_input_handle(predictor.get_input_names()[0])
         for shape in sorted(set(tuple(s) for s in shapes)):
-            handle.reshape(list(shape))
-            handle.copy_from_cpu(np.zeros(shape, dtype=np.float32))
+            for name, part in self._split(np.zeros(shape, dtype=np.float32)):
+                handle = predictor.get_input_handle(name)
+                handle.reshape(list(part.shape))
+                handle.copy_from_cpu(part)
             predictor.run()
 
     def _pir_tensorrt_model(self, model_file, tune_shapes):
@@ -226,12 +229,14 @@ class Predictor:
 
             shutil.rmtree(cache, ignore_errors=True)
             os.makedirs(cache)
-            spec_input = Input(min_input_shape=low, optim_input_shape=high, max_input_shape=high,
-                               input_range=tuple(float(v) for v in self.spec["value_range"]),
-                               name=self.spec["input_name"])
+            spec_inputs = [Input(min_input_shape=(low[0], int(item["channels"])) + low[2:],
+                                 optim_input_shape=(high[0], int(item["channels"])) + high[2:],
+                                 max_input_shape=(high[0], int(item["channels"])) + high[2:],
+                                 input_range=tuple(float(v) for v in item.get("value_range", (0.0, 1.0))),
+                                 name=item["name"]) for item in self.spec["inputs"]]
             mode = PrecisionMode.FP16 if self.precision == "fp16" else PrecisionMode.FP32
             convert(os.path.splitext(model_file)[0],
-                    TensorRTConfig(inputs=[spec_input], precision_mode=mode, save_model_dir=prefix))
+                    TensorRTConfig(inputs=spec_inputs, precision_mode=mode, save_model_dir=prefix))
             with open(record, "w") as f:
                 yaml.safe_dump({"min": list(low), "max": list(high)}, f)
         return prefix + ".json", prefix + ".pdiparams"
@@ -256,18 +261,37 @@ class Predictor:
         except Exception as exc:  # onnxruntime's own exception types
             raise ExportError(f"cannot load the ONNX model {model_file} (corrupt or incomplete export?): "
                               f"{short_reason(exc)}") from None
-        self._ort_input = self.session.get_inputs()[0].name
+        self._check_graph_inputs([i.name for i in self.session.get_inputs()])
 
     # ---- running -----------------------------------------------------------------------------
 
+    def _check_graph_inputs(self, names):
+        expected = [item["name"] for item in self.spec["inputs"]]
+        if sorted(names) != sorted(expected):
+            raise ExportError(f"{self.model_dir}: the model's inputs {names} do not match inference.yml "
+                              f"inputs {expected}; re-export it")
+
+    def _split(self, x):
+        """(input name, NCHW part) for each graph input of the channel-concatenated array."""
+        parts, start = [], 0
+        for item in self.spec["inputs"]:
+            end = start + int(item["channels"])
+            parts.append((item["name"], np.ascontiguousarray(x[:, start:end])))
+            start = end
+        return parts
+
     def run(self, x):
         x = np.ascontiguousarray(x, dtype=np.float32)
-        if x.ndim != 4 or x.shape[1] != int(self.spec["in_channels"]):
-            raise DataError(f"model input must be N x {self.spec['in_channels']} x H x W, got {list(x.shape)}")
+        channels = io.input_channels(self.spec)
+        if x.ndim != 4 or x.shape[1] != channels:
+            raise DataError(f"model input must be N x {channels} x H x W, got {list(x.shape)}")
+        feeds = self._split(x)
         if self.backend == "onnxruntime":
-            return self.session.run(None, {self._ort_input: x})[0]
-        self._input.reshape(list(x.shape))
-        self._input.copy_from_cpu(x)
+            return self.session.run(None, dict(feeds))[0]
+        for name, part in feeds:
+            handle = self.predictor.get_input_handle(name)
+            handle.reshape(list(part.shape))
+            handle.copy_from_cpu(part)
         self.predictor.run()
         return self._output.copy_to_cpu()
 
@@ -298,7 +322,10 @@ def parse_args(argv):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model_dir", required=True, help="export directory (tools/export.py --save_dir)")
     parser.add_argument("--input", required=True, help="an image file or a folder of images")
-    parser.add_argument("--mask", default=None, help="mask file or folder, for models whose inference.yml has a mask")
+    parser.add_argument("--mask", default=None,
+                        help="mask file or folder (paired with --input by file name), for models that take a mask")
+    parser.add_argument("--mask_hole_value", default="white", choices=("white", "black"),
+                        help="which side of the mask files is the hole (default white)")
     parser.add_argument("--output", default=None,
                         help="an image file (one input) or a folder (default: ./output/infer/<model_name>/)")
     parser.add_argument("--overwrite", action="store_true",
@@ -371,13 +398,15 @@ def out_of_memory_error(path, shape, tile, multiple):
 def main(argv=None):
     args = parse_args(argv)
     from ppir.data.image_io import read_image, write_image
+    from ppir.data.masks import read_mask
     from ppir.utils.tiling import tiled_forward
 
     spec = io.load_spec(args.model_dir)
-    if args.mask and not spec.get("mask"):
-        raise DataError(f"--mask given, but the model in {args.model_dir} takes no mask (inference.yml mask: null)")
-    if spec.get("mask") and not args.mask:
-        raise DataError(f"the model in {args.model_dir} needs a mask: pass --mask (inference.yml mask: {spec['mask']})")
+    if args.mask and not io.needs_mask(spec):
+        raise DataError(f"--mask given, but the model in {args.model_dir} takes no mask (inference.yml inputs)")
+    if io.needs_mask(spec) and not args.mask:
+        raise DataError(f"the model in {args.model_dir} needs a mask: pass --mask (white = hole; "
+                        f"--mask_hole_value black for masks drawn the other way)")
     tile = spec.get("tile") if args.tile is None else args.tile
     overlap = spec.get("tile_overlap", 32) if args.tile_overlap is None else args.tile_overlap
     multiple = int(spec["pad_multiple"] or 1)
@@ -397,11 +426,9 @@ def main(argv=None):
 
     def load(i):
         img = read_image(inputs[i])
-        mask = io.read_mask(masks[i]) if masks[i] else None
-        if mask is not None and mask.shape[:2] != img.shape[:2]:
-            raise DataError(f"mask {masks[i]} is {mask.shape[1]}x{mask.shape[0]}, image {inputs[i]} is "
-                            f"{img.shape[1]}x{img.shape[0]}")
-        return {"index": i, "image": io.preprocess(img, spec, mask)}
+        mask = read_mask(masks[i], args.mask_hole_value, expect_hw=img.shape[:2]) if masks[i] else None
+        sample = io.host_sample(img, mask)
+        return {"index": i, "image": io.graph_inputs(sample, spec), "sample": sample}
 
     failures = io.Failures(len(inputs))
 
@@ -473,7 +500,7 @@ def main(argv=None):
             logger.times.stamp()
         restored = []
         for item, out in results:
-            restored.append((item["index"], io.postprocess(out, spec)))
+            restored.append((item["index"], io.postprocess(out, spec, item["sample"])))
             write_image(outputs[item["index"]], restored[-1][1])
             written += 1
         if logger:

@@ -68,9 +68,11 @@ def test_export_writes_a_self_describing_directory(exported):
     assert names == ["inference.json", "inference.onnx", "inference.pdiparams", "inference.yml", "keep_me.txt"]
     with open(os.path.join(exported["dir"], "inference.yml")) as f:
         spec = yaml.safe_load(f)
-    assert spec["model_name"] == "MIRNetV2" and spec["input_name"] == "x" and spec["output_name"]
-    assert spec["in_channels"] == 3 and spec["out_channels"] == 3 and spec["mask"] is None
-    assert spec["value_range"] == [0.0, 1.0] and spec["color_order"] == "RGB" and spec["layout"] == "NCHW"
+    assert spec["model_name"] == "MIRNetV2" and spec["output_name"]
+    assert spec["inputs"] == [{"name": "x", "source": "input", "channels": 3, "dtype": "float32",
+                               "value_range": [0.0, 1.0], "role": "image"}]
+    assert spec["output"] == {"channels": 3, "value_range": [0.0, 1.0], "composite": False}
+    assert spec["host_steps"] == [] and spec["color_order"] == "RGB" and spec["layout"] == "NCHW"
     assert spec["pad_multiple"] == 4 and spec["pad_mode"] == "reflect"
     assert spec["tile"] is None and spec["tile_overlap"] == 32
     assert [m["name"] for m in spec["metrics"]] == ["PSNR", "SSIM"]
@@ -212,7 +214,7 @@ def test_incomplete_export_errors_name_the_file(exported, tmp_path, capsys, remo
 
 
 def test_mask_for_a_model_without_mask_is_an_error(exported, tmp_path):
-    """--mask is refused for a model whose inference.yml says mask: null."""
+    """--mask is refused for a model whose inference.yml inputs hold no mask."""
     from ppir.data.image_io import write_image
     from ppir.errors import DataError
 
@@ -234,7 +236,7 @@ def test_export_that_disagrees_with_dygraph_is_refused(exported, tmp_path, monke
     shutil.copytree(exported["dir"], target)
     before = {n: (target / n).read_bytes() for n in os.listdir(target)}
 
-    def stale_static(layer, in_channels, prefix):  # a static model of *other* weights (seed 1)
+    def stale_static(layer, spec, prefix):  # a static model of *other* weights (seed 1)
         for name in ("inference.json", "inference.pdiparams"):
             shutil.copy(os.path.join(exported["dir"], name), os.path.dirname(prefix))
 
@@ -320,7 +322,7 @@ def test_pir_tensorrt_cache_covers_every_shape(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "paddle.tensorrt.export", fake)
     predictor = object.__new__(Predictor)
     predictor.model_dir, predictor.precision = str(tmp_path), "fp16"
-    predictor.spec = {"value_range": [0.0, 1.0], "input_name": "x"}
+    predictor.spec = {"inputs": [{"name": "x", "channels": 3, "value_range": [0.0, 1.0]}]}
     model = str(tmp_path / "inference.json")
 
     files = predictor._pir_tensorrt_model(model, {(1, 3, 64, 96), (2, 3, 128, 64)})

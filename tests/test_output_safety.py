@@ -114,7 +114,8 @@ def test_infer_refuses_output_inside_the_mask_folder(export_dir, data, tmp_path,
     shutil.copytree(export_dir, model)
     with open(model / "inference.yml") as f:
         spec = yaml.safe_load(f)
-    spec.update(mask={"channels": 1, "hole": 1}, in_channels=4)
+    spec["inputs"].append({"name": "mask", "source": "mask", "channels": 1, "role": "mask",
+                           "mask_convention": "1 = hole"})
     with open(model / "inference.yml", "w") as f:
         yaml.safe_dump(spec, f)
     before = snapshot(data)
@@ -260,8 +261,8 @@ def test_failed_image_write_leaves_no_temp_file(tmp_path, monkeypatch):
 # ---- deploy/infer.py: a damaged export directory ---------------------------------------------
 
 @pytest.mark.parametrize("key, value", [
-    ("value_range", "abc"), ("pad_multiple", "x"), ("in_channels", None), ("pad_mode", "wrap"),
-    ("mask", 3), ("tile", -1), ("metrics", 5), ("model_name", ["a"]),
+    ("inputs", "abc"), ("pad_multiple", "x"), ("output", None), ("pad_mode", "wrap"),
+    ("host_steps", 3), ("tile", -1), ("metrics", 5), ("model_name", ["a"]),
 ])
 def test_infer_names_a_bad_inference_yml_value(export_dir, data, tmp_path, capsys, key, value):
     """A hand-edited inference.yml value of the wrong type is named by key in one line (these were

@@ -80,5 +80,5 @@ def test_non_finite_step_leaves_weights_untouched(tmp_path):
 
 def test_io_spec_describes_the_network(tmp_path):
     spec = tiny_mirnet(tmp_path).io_spec()
-    assert spec["pad_multiple"] == 4 and spec["in_channels"] == 3 and spec["color_order"] == "RGB"
-    assert spec["value_range"] == [0.0, 1.0] and spec["mask"] is None
+    assert spec["pad_multiple"] == 4 and spec["color_order"] == "RGB"
+    assert [(i["channels"], i["value_range"], i["role"]) for i in spec["inputs"]] == [(3, [0.0, 1.0], "image")]

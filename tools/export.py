@@ -49,19 +49,34 @@ def parse_args(argv):
 
 
 def check_inputs(spec, seed=0):
-    """Deterministic model inputs: one square and one non-square, values in the model's range."""
+    """Deterministic model inputs, one square and one non-square size, built by the same host code
+    deploy/infer.py runs (`graph_inputs`): a smooth random image in [0, 1] and, for models that take
+    a mask, a realistic free-form hole mask (strokes and ellipses, 20-50 % holes; salt noise would
+    not exercise a partial convolution the way real holes do). Each is the graph inputs
+    concatenated along channels, 1xCxHxW."""
+    import cv2
+
+    from ppir.data.masks import generate_mask
+
     rng = np.random.default_rng(seed)
-    low, high = spec["value_range"]
     multiple = int(spec["pad_multiple"] or 1)
-    n_image, n_mask = io.image_channels(spec), io.mask_channels(spec)
     inputs = []
     for h, w in CHECK_SIZES:
         h, w = -(-h // multiple) * multiple, -(-w // multiple) * multiple
-        x = rng.uniform(low, high, size=(1, n_image, h, w)).astype(np.float32)
-        if n_mask:
-            x = np.concatenate([x, (rng.random((1, n_mask, h, w)) > 0.5).astype(np.float32)], axis=1)
-        inputs.append(x)
+        coarse = rng.random((max(h // 8, 2), max(w // 8, 2), 3)).astype(np.float32)
+        img = cv2.resize(coarse, (w, h), interpolation=cv2.INTER_CUBIC).clip(0.0, 1.0)
+        mask = generate_mask((h, w), rng, (0.2, 0.5)) if io.needs_mask(spec) else None
+        inputs.append(io.graph_inputs(io.host_sample(img, mask), spec)[None])
     return inputs
+
+
+def split_inputs(x, spec):
+    """The per-input parts (graph order) of a channel-concatenated array."""
+    parts, start = [], 0
+    for item in spec["inputs"]:
+        parts.append(x[:, start:start + int(item["channels"])])
+        start += int(item["channels"])
+    return parts
 
 
 def compare(run, inputs, references, atol, what):
@@ -80,12 +95,13 @@ def compare(run, inputs, references, atol, what):
     return worst
 
 
-def save_static(layer, in_channels, prefix):
+def save_static(layer, spec, prefix):
     import paddle
     from paddle.static import InputSpec
 
-    static = paddle.jit.to_static(layer, input_spec=[InputSpec([None, in_channels, None, None], "float32", "x")],
-                                  full_graph=True)
+    input_spec = [InputSpec([None, int(item["channels"]), None, None], item.get("dtype", "float32"), item["name"])
+                  for item in spec["inputs"]]
+    static = paddle.jit.to_static(layer, input_spec=input_spec, full_graph=True)
     paddle.jit.save(static, prefix)
 
 
@@ -113,13 +129,13 @@ def save_onnx(tmp_dir, model_file, params_file, opset):
 def build_spec(cfg, model, args, output_name, checks, opset):
     import paddle
 
+    network = cfg["Model"].get("network") or next(iter(cfg["Model"]["networks"].values()))
     spec = {
-        "model_name": cfg["Model"]["network"]["name"],
-        "network": {k: v for k, v in cfg["Model"]["network"].items() if k != "name"},
+        "model_name": network["name"],
+        "network": {k: v for k, v in network.items() if k != "name"},
         "model_file": "inference.json",
         "params_file": io.PARAMS_FILE,
         "onnx_file": io.ONNX_FILE if args.onnx else None,
-        "input_name": "x",
         "output_name": output_name,
     }
     spec.update(model.io_spec())
@@ -196,7 +212,8 @@ def main(argv=None):
     io_spec = model.io_spec()
     inputs = check_inputs(io_spec)
     with paddle.no_grad():  # before to_static, which replaces the layer's forward
-        references = [layer(paddle.to_tensor(x)).numpy().astype(np.float64) for x in inputs]
+        references = [layer(*[paddle.to_tensor(part) for part in split_inputs(x, io_spec)]).numpy().astype(np.float64)
+                      for x in inputs]
 
     save_dir = args.save_dir
     created = not os.path.isdir(save_dir)
@@ -209,7 +226,7 @@ def main(argv=None):
         raise ExportError(f"cannot write to --save_dir {save_dir}: {describe_os_error(exc)}") from None
     committed = False
     try:
-        save_static(layer, int(io_spec["in_channels"]), os.path.join(tmp_dir, "inference"))
+        save_static(layer, io_spec, os.path.join(tmp_dir, "inference"))
         model_file, params_file = io.paddle_model_files(tmp_dir)
         # A provisional spec lets the deploy Predictor load the temp dir exactly as users will.
         draft = {**build_spec(cfg, model, args, None, {}, None), "onnx_file": None}

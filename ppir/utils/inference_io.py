@@ -32,8 +32,9 @@ EXPORT_FILES = MODEL_FILES + (PARAMS_FILE, "inference.pdiparams.info", ONNX_FILE
                               SPEC_FILE)
 # TensorRT builds deploy/infer.py caches next to a PIR export; stale once the model changes.
 CACHE_DIRS = ("trt_fp32", "trt_fp16")
-REQUIRED_KEYS = ("model_name", "in_channels", "out_channels", "value_range", "color_order", "layout",
-                 "pad_multiple", "pad_mode", "mask", "input_name")
+REQUIRED_KEYS = ("model_name", "color_order", "layout", "pad_multiple", "pad_mode", "inputs", "output")
+ROLES = ("image", "mask", "edge", "prior", "tokens")
+MASK_CONVENTIONS = ("1 = hole", "1 = known")
 
 
 def load_spec(model_dir):
@@ -52,12 +53,28 @@ def load_spec(model_dir):
         raise ExportError(f"cannot parse {path}: {exc}") from None
     if not isinstance(spec, dict):
         raise ExportError(f"{path}: expected a mapping")
+    spec = upgrade_spec(spec)
     missing = [k for k in REQUIRED_KEYS if k not in spec]
     if missing:
         raise ExportError(f"{path}: missing key(s) {', '.join(missing)}")
     if spec["layout"] != "NCHW":
         raise ExportError(f"{path}: layout {spec['layout']!r} is not supported (expected NCHW)")
     check_spec_types(spec, path)
+    return spec
+
+
+def upgrade_spec(spec):
+    """An inference.yml written before multi-input exports (one image input `input_name` with
+    `in_channels` and `value_range`) in today's form, so older export folders keep working."""
+    if "inputs" in spec or "in_channels" not in spec:
+        return spec
+    spec = dict(spec)
+    value_range = spec.pop("value_range", [0.0, 1.0])
+    spec["inputs"] = [{"name": spec.pop("input_name", "x"), "source": "input", "channels": spec.pop("in_channels"),
+                       "dtype": "float32", "value_range": value_range, "role": "image"}]
+    spec["output"] = {"channels": spec.pop("out_channels", 3), "value_range": value_range, "composite": False}
+    spec.pop("mask", None)
+    spec.setdefault("host_steps", [])
     return spec
 
 
@@ -73,29 +90,46 @@ def check_spec_types(spec, path):
     def bad(key, expected):
         raise ExportError(f"{path}: {key} must be {expected}, got {spec.get(key)!r}")
 
-    low_high = spec["value_range"]
-    if not (isinstance(low_high, list) and len(low_high) == 2
-            and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in low_high)
-            and low_high[0] < low_high[1]):
-        bad("value_range", "[low, high] with low < high")
-    for key in ("in_channels", "out_channels"):
-        if not _is_int(spec[key], 1):
-            bad(key, "a positive integer")
+    def range_ok(low_high):
+        return (isinstance(low_high, list) and len(low_high) == 2
+                and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in low_high)
+                and low_high[0] < low_high[1])
+
+    inputs = spec["inputs"]
+    if not (isinstance(inputs, list) and inputs and all(isinstance(i, dict) for i in inputs)):
+        bad("inputs", "a non-empty list of mappings")
+    for k, item in enumerate(inputs):
+        where = f"inputs[{k}]"
+        if not (isinstance(item.get("name"), str) and item["name"].strip()):
+            raise ExportError(f"{path}: {where}.name must be a non-empty string, got {item.get('name')!r}")
+        if not isinstance(item.get("source"), str):
+            raise ExportError(f"{path}: {where}.source must name a host array (input, mask, ...), got {item.get('source')!r}")
+        if not _is_int(item.get("channels"), 1):
+            raise ExportError(f"{path}: {where}.channels must be a positive integer, got {item.get('channels')!r}")
+        if not range_ok(item.get("value_range", [0.0, 1.0])):
+            raise ExportError(f"{path}: {where}.value_range must be [low, high] with low < high, "
+                              f"got {item.get('value_range')!r}")
+        if item.get("role", "image") not in ROLES:
+            raise ExportError(f"{path}: {where}.role must be one of {', '.join(ROLES)}, got {item.get('role')!r}")
+        if item.get("role") == "mask" and item.get("mask_convention", "1 = hole") not in MASK_CONVENTIONS:
+            raise ExportError(f"{path}: {where}.mask_convention must be '1 = hole' or '1 = known', "
+                              f"got {item.get('mask_convention')!r}")
+    output = spec["output"]
+    if not (isinstance(output, dict) and _is_int(output.get("channels", 3), 1)
+            and range_ok(output.get("value_range", [0.0, 1.0]))):
+        bad("output", "a mapping with channels and value_range [low, high]")
+    if not isinstance(spec.get("host_steps", []), list):
+        bad("host_steps", "a list of {name: ...} mappings")
     if spec["pad_multiple"] is not None and not _is_int(spec["pad_multiple"], 1):
         bad("pad_multiple", "a positive integer or null")
     if spec["pad_mode"] not in _NUMPY_PAD_MODES:
         bad("pad_mode", f"one of {', '.join(sorted(_NUMPY_PAD_MODES))}")
-    mask = spec["mask"]
-    if mask is not None and not (isinstance(mask, dict) and _is_int(mask.get("channels", 1), 1)
-                                 and mask.get("channels", 1) < spec["in_channels"]):
-        bad("mask", "null or a mapping with channels < in_channels")
     if spec.get("tile") is not None and not _is_int(spec["tile"], 0):
         bad("tile", "a non-negative integer or null")
     if not _is_int(spec.get("tile_overlap", 32), 0):
         bad("tile_overlap", "a non-negative integer")
-    for key in ("model_name", "input_name"):
-        if not isinstance(spec[key], str) or not spec[key].strip():
-            bad(key, "a non-empty string")
+    if not isinstance(spec["model_name"], str) or not spec["model_name"].strip():
+        bad("model_name", "a non-empty string")
     for key in ("model_file", "params_file", "onnx_file"):
         if spec.get(key) is not None and not isinstance(spec[key], str):
             bad(key, "a file name or null")
@@ -124,14 +158,13 @@ def onnx_model_file(model_dir, spec=None):
     return path
 
 
-def image_channels(spec):
-    """Channels of the image part of the input (the rest, if any, is the mask)."""
-    return int(spec["in_channels"]) - mask_channels(spec)
+def input_channels(spec):
+    """Channels of the concatenated graph inputs (how deploy/infer.py batches, pads and tiles them)."""
+    return sum(int(item["channels"]) for item in spec["inputs"])
 
 
-def mask_channels(spec):
-    mask = spec.get("mask")
-    return int(mask.get("channels", 1)) if isinstance(mask, dict) else 0
+def needs_mask(spec):
+    return any(item.get("role") == "mask" for item in spec["inputs"])
 
 
 # ---- files -----------------------------------------------------------------------------------
@@ -239,27 +272,47 @@ class Failures:
 
 # ---- arrays ----------------------------------------------------------------------------------
 
-def preprocess(img, spec, mask=None):
-    """HWC float [0, 1] RGB image (+ HW1 mask) -> CHW float32 in the model's value range."""
-    if img.ndim != 3 or img.shape[2] != image_channels(spec):
-        raise DataError(f"image has shape {list(img.shape)}; the model takes {image_channels(spec)} channels")
-    low, high = (float(v) for v in spec["value_range"])
-    x = img.astype(np.float32) * np.float32(high - low) + np.float32(low)
-    if mask is not None:
-        x = np.concatenate([x, mask.astype(np.float32)], axis=2)
-    return np.ascontiguousarray(x.transpose(2, 0, 1))
+def host_sample(img, mask=None):
+    """The host-side sample of one image file (HWC [0, 1]) and its mask (HxW, 1 = hole): CHW
+    arrays named as the data layer names them (`input` is the image with its holes zeroed)."""
+    x = np.ascontiguousarray(img.transpose(2, 0, 1), dtype=np.float32)
+    if mask is None:
+        return {"input": x}
+    m = np.ascontiguousarray(mask[None], dtype=np.float32)
+    return {"input": x * (1.0 - m), "mask": m}
 
 
-def postprocess(out, spec):
-    """CHW model output -> HWC float32 in [0, 1] (clipped to the model's value range)."""
-    low, high = (float(v) for v in spec["value_range"])
+def graph_inputs(sample, spec):
+    """The exported graph's inputs for one host sample, concatenated along channels (CHW):
+    each input's `source` array (after the host steps ran) mapped from [0, 1] to its value range,
+    a `1 = known` mask inverted. One array, so padding, tiling and batching treat every input
+    alike; the Predictor splits it by `spec['inputs']` channels."""
+    from ppir.data.host_steps import run_host_steps
+
+    sample = run_host_steps(sample, spec.get("host_steps"))
+    parts = []
+    for item in spec["inputs"]:
+        if item["source"] not in sample:
+            raise DataError(f"the model needs '{item['source']}' for input {item['name']}, which the host "
+                            f"steps did not produce (inference.yml inputs/host_steps)")
+        x = sample[item["source"]].astype(np.float32)
+        if x.shape[0] != int(item["channels"]):
+            raise DataError(f"input {item['name']} has {x.shape[0]} channels; the model takes {item['channels']}")
+        if item.get("role") == "mask" and item.get("mask_convention") == "1 = known":
+            x = 1.0 - x
+        low, high = (float(v) for v in item.get("value_range", (0.0, 1.0)))
+        if (low, high) != (0.0, 1.0):
+            x = x * np.float32(high - low) + np.float32(low)
+        parts.append(x)
+    return np.ascontiguousarray(np.concatenate(parts, axis=0), dtype=np.float32)
+
+
+def postprocess(out, spec, sample=None):
+    """CHW model output -> HWC float32 in [0, 1] (clipped to the output's value range); with
+    `output.composite`, known pixels come from the host sample's input (holes from the model)."""
+    low, high = (float(v) for v in spec["output"].get("value_range", (0.0, 1.0)))
     img = (np.clip(out, low, high) - low) / (high - low)
+    if spec["output"].get("composite") and sample is not None and "mask" in sample:
+        m = sample["mask"]
+        img = sample["input"] * (1.0 - m) + img * m
     return np.ascontiguousarray(img.transpose(1, 2, 0).astype(np.float32))
-
-
-def read_mask(path):
-    """A mask file as HW1 float32 in {0, 1} (threshold 0.5); inference.yml `mask` says what 1 means."""
-    from ppir.data.image_io import read_image
-
-    mask = read_image(path)[:, :, :1]
-    return (mask > 0.5).astype(np.float32)
