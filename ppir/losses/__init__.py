@@ -5,3 +5,5 @@ LOSSES = Registry("loss")
 
 from ppir.losses import pixel_loss  # noqa: E402,F401
 from ppir.losses import fft_loss  # noqa: E402,F401
+from ppir.losses import perceptual  # noqa: E402,F401
+from ppir.losses import gan_loss  # noqa: E402,F401

@@ -14,7 +14,9 @@ def build_network(cfg, where="Model.network"):
 
 def build_model(cfg):
     """Build the task wrapper named in `Model.name` (default RestorationModel) from a full config."""
-    from ppir.models import ict_model, restoration_model  # noqa: F401  (registers the task wrappers)
+    from ppir.models import restoration_model  # noqa: F401  (registers the task wrappers)
+    from ppir.models import misf_model  # noqa: F401
+    from ppir.models import ict_model  # noqa: F401
 
     model_cfg = dict(cfg["Model"] or {})
     model_cfg.setdefault("name", "RestorationModel")

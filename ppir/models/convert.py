@@ -302,6 +302,9 @@ ARCH_RULES = {
     # their names: Paddle's spectral_norm and module aliasing produce the same keys.
     "CTSDGGenerator": {"wrappers": ("generator",)},
     "CTSDGDiscriminator": {"wrappers": ("discriminator",)},
+    # torchvision ImageNet VGGs (bare state dicts): only `features` is ported.
+    "VGG16": {"drop": (r"^classifier\.",)},
+    "VGG19": {"drop": (r"^classifier\.",)},
 }
 
 _BN_RENAMES = ((re.compile(r"\.running_mean$"), "._mean"),
