@@ -12,7 +12,6 @@
 """
 import numpy as np
 import paddle
-import paddle.nn as nn
 from PIL import Image
 
 from ppir.data.ict_data import resolve_palette
@@ -20,34 +19,10 @@ from ppir.data.palette import image_to_tokens, mask_to_tokens, tokens_to_image
 from ppir.errors import ConfigError
 from ppir.models import MODELS
 from ppir.models.base_model import TaskModel
-from ppir.models.ict_sampling import sample_tokens
+from ppir.models.ict_inference import ICTLogits
+from ppir.models.ict_sampling import paddle_logits_fn, sample_tokens
 
-__all__ = ["ICTLogits", "ICTTransformerModel", "prior_tokens", "upsample_prior",
-           "transformer_logits_fn"]
-
-
-class ICTLogits(nn.Layer):
-    """What the transformer stage exports: int64 tokens [B, T] and float32 masks [B, T]
-    (1 = missing) in, logits [B, T, V] out. Sampling stays on the host (ppir.models.ict_sampling)."""
-
-    def __init__(self, net):
-        super().__init__()
-        self.net = net
-
-    def forward(self, tokens, masks):
-        return self.net(tokens, None, masks)[0]
-
-
-def transformer_logits_fn(net):
-    """A dygraph ICTTransformer as a `sample_tokens` logits function (no gradients, numpy out);
-    the caller sets eval mode."""
-
-    def logits_fn(tokens, masks):
-        with paddle.no_grad():
-            logits, _ = net(paddle.to_tensor(tokens), masks=paddle.to_tensor(masks))
-        return logits.numpy()
-
-    return logits_fn
+__all__ = ["ICTTransformerModel", "prior_tokens", "upsample_prior"]
 
 
 def prior_tokens(image, mask, palette, size):
@@ -114,9 +89,8 @@ class ICTTransformerModel(TaskModel):
         """Sampled token grids (n_samples, s*s) for one CHW image and its 1xHxW mask."""
         tokens, missing = prior_tokens(image, mask, self.palette, self.prior_size)
         was_training = self.net.training
-        self.net.eval()
-        try:
-            return sample_tokens(transformer_logits_fn(self.net), tokens, missing, n_samples,
+        try:  # paddle_logits_fn puts the network in eval mode
+            return sample_tokens(paddle_logits_fn(self.net), tokens, missing, n_samples,
                                  self.top_k, self.temperature,
                                  self.sample_seed if seed is None else seed)
         finally:
