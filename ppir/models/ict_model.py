@@ -12,17 +12,21 @@
 """
 import numpy as np
 import paddle
-from PIL import Image
+import paddle.nn as nn
+import paddle.nn.functional as F
 
-from ppir.data.ict_data import resolve_palette
-from ppir.data.palette import image_to_tokens, mask_to_tokens, tokens_to_image
-from ppir.errors import ConfigError
+from ppir.data.ict_data import resolve_palette, upsample_prior
+from ppir.data.palette import image_to_tokens, mask_to_tokens
+from ppir.errors import ConfigError, DataError
 from ppir.models import MODELS
 from ppir.models.base_model import TaskModel
 from ppir.models.ict_inference import ICTLogits
 from ppir.models.ict_sampling import paddle_logits_fn, sample_tokens
+from ppir.models.misf_model import MISFModel
+from ppir.utils.tiling import crop_back, pad_to_multiple
 
-__all__ = ["ICTTransformerModel", "prior_tokens", "upsample_prior"]
+__all__ = ["ICTTransformerModel", "ICTUpsamplerModel", "ICTUpsample", "prior_tokens",
+           "upsampler_input"]
 
 
 def prior_tokens(image, mask, palette, size):
@@ -31,14 +35,6 @@ def prior_tokens(image, mask, palette, size):
     image = np.asarray(image, np.float32).transpose(1, 2, 0)
     return (image_to_tokens(image, palette, size),
             mask_to_tokens(np.asarray(mask, np.float32)[0], size))
-
-
-def upsample_prior(tokens, palette, size, hw):
-    """s*s tokens -> the prior as a 3xHxW float32 [0, 1] image: the s x s palette image (uint8,
-    as the official code saves it) resized with PIL BICUBIC, as the upsampler reads it."""
-    small = Image.fromarray(tokens_to_image(tokens, palette, size))
-    big = small.resize((int(hw[1]), int(hw[0])), resample=Image.BICUBIC)
-    return np.asarray(big, np.float32).transpose(2, 0, 1) / 255.0
 
 
 @MODELS.register("ICTTransformerModel")
@@ -122,3 +118,106 @@ class ICTTransformerModel(TaskModel):
             "prior_size": self.prior_size,
             "sampling": {"top_k": self.top_k, "temperature": self.temperature},
         }
+
+
+def upsampler_input(images, masks, prior):
+    """The official 6-channel input: the image with its holes set to 1 (white), then the prior."""
+    return paddle.concat([images * (1 - masks) + masks, prior], axis=1)
+
+
+class ICTUpsample(nn.Layer):
+    """The exported upsampler: (image [0, 1], mask 1 = hole, prior [0, 1] at the image size) ->
+    the composite `image * (1 - M) + G(input) * M` in [0, 1]. H and W multiples of 4."""
+
+    def __init__(self, generator):
+        super().__init__()
+        self.generator = generator
+
+    def forward(self, image, mask, prior):
+        return image * (1 - mask) + self.generator(upsampler_input(image, mask, prior)) * mask
+
+
+_UPSAMPLER_NETWORKS = {"generator": {"name": "ICTUpsampler"},
+                       "discriminator": {"name": "MISFDiscriminator"}}
+
+
+@MODELS.register("ICTUpsamplerModel")
+class ICTUpsamplerModel(MISFModel):
+    """Stage 2 of ICT: `networks: {generator: ICTUpsampler, discriminator: MISFDiscriminator}`
+    (the EdgeConnect spectral-norm PatchGAN, the official `Discriminator(in_channels=3)`).
+
+    Losses as `Guided_Upsample/src/models.py` with config_template.yml weights (MISFModel's
+    terms): `L1(out, gt) / mean(M)`, perceptual 0.1 (VGG19 relu1_1..5_1), style 250 on
+    (out*M, gt*M), nsgan 0.1; D loss `(real + fake) / 2`. The update order is the official one,
+    the usual one: D steps first on (gt, detached out), then G against the updated D. G's
+    adversarial backward also reaches D, whose gradients are cleared before its next step.
+
+    Batches need `target`, `mask` (1 = hole) and `prior` (3xHxW [0, 1]; in training the degraded
+    ground truth of ppir.data.ict_data.ICTPriorDataset, at inference the transformer's sample).
+    """
+
+    size_multiple = 4
+
+    def __init__(self, networks=None, vgg_weights=None, l1_weight=1.0, perceptual_weight=0.1,
+                 style_weight=250.0, adversarial_weight=0.1, gan_type="nsgan", **layers):
+        super().__init__(networks or _UPSAMPLER_NETWORKS, vgg_weights, l1_weight,
+                         perceptual_weight, style_weight, adversarial_weight, gan_type, **layers)
+
+    def generator_terms(self, outputs, images, masks):
+        gen_fake, _ = self.networks["discriminator"](outputs)
+        terms = {"adv": self.gan(gen_fake, True, False) * self.adversarial_weight,
+                 "l1": F.l1_loss(outputs, images) * self.l1_weight / paddle.mean(masks)}
+        if self.perceptual_weight:
+            layers = self.perceptual.layers
+            terms["perceptual"] = self.perceptual(
+                self.vgg(outputs, layers), self.vgg(images, layers)) * self.perceptual_weight
+        if self.style_weight:
+            layers = self.style.layers
+            terms["style"] = self.style(
+                self.vgg(outputs * masks, layers), self.vgg(images * masks, layers)) * self.style_weight
+        return terms
+
+    def train_step(self, batch, step):
+        images, masks, prior = batch["target"], batch["mask"], batch["prior"]
+        gen, dis = self.networks["generator"], self.networks["discriminator"]
+        step.zero_grad("generator", "discriminator")
+        with step.autocast():
+            outputs = gen(upsampler_input(images, masks, prior))
+            dis_real, _ = dis(images)
+            dis_fake, _ = dis(outputs.detach())
+            dis_loss = (self.gan(dis_real, True, True) + self.gan(dis_fake, False, True)) / 2
+        step.backward(dis_loss)
+        dis_ok = step.step("discriminator")
+        with step.autocast():
+            terms = self.generator_terms(outputs, images, masks)
+            gen_loss = sum(terms.values())
+        step.backward(gen_loss)
+        gen_ok = step.step("generator")
+        if not (gen_ok and dis_ok):
+            return None
+        logged = {"gen_loss": float(gen_loss), "dis_loss": float(dis_loss)}
+        logged.update({k: float(v) for k, v in terms.items()})
+        return logged
+
+    @paddle.no_grad()
+    def predict(self, inputs):
+        """The composite for NCHW `input`, `mask` (1 = hole) and `prior` of any size (reflect-padded
+        to a multiple of 4 and cropped back)."""
+        if "prior" not in inputs:
+            raise DataError("ICTUpsamplerModel.predict needs a `prior` (the transformer's sample, "
+                            "or ICTPriorDataset's degraded ground truth)")
+        stacked, hw = pad_to_multiple(
+            paddle.concat([inputs["input"], inputs["mask"], inputs["prior"]], axis=1),
+            self.size_multiple)
+        out = ICTUpsample(self.networks["generator"])(stacked[:, :3], stacked[:, 3:4], stacked[:, 4:])
+        return crop_back(out, hw)
+
+    def export_module(self):
+        return ICTUpsample(self.networks["generator"])
+
+    def io_spec(self):
+        spec = super().io_spec()
+        spec["inputs"].append({"name": "prior", "source": "prior", "channels": 3,
+                               "dtype": "float32", "value_range": [0.0, 1.0], "role": "image"})
+        spec.pop("pad_square", None)
+        return spec
