@@ -81,14 +81,19 @@ class ICTTransformerModel(TaskModel):
             return None
         return {"loss": float(loss)}
 
-    def sample(self, image, mask, n_samples=1, seed=None):
-        """Sampled token grids (n_samples, s*s) for one CHW image and its 1xHxW mask."""
+    def sample(self, image, mask, n_samples=1, seed=None, logits_fn=None):
+        """Sampled token grids (n_samples, s*s) for one CHW image and its 1xHxW mask; `logits_fn`
+        (default: this dygraph transformer) may be an exported predictor
+        (ppir.models.ict_inference.PredictorLogits)."""
         tokens, missing = prior_tokens(image, mask, self.palette, self.prior_size)
+        seed = self.sample_seed if seed is None else seed
+        if logits_fn is not None:
+            return sample_tokens(logits_fn, tokens, missing, n_samples, self.top_k,
+                                 self.temperature, seed)
         was_training = self.net.training
         try:  # paddle_logits_fn puts the network in eval mode
             return sample_tokens(paddle_logits_fn(self.net), tokens, missing, n_samples,
-                                 self.top_k, self.temperature,
-                                 self.sample_seed if seed is None else seed)
+                                 self.top_k, self.temperature, seed)
         finally:
             if was_training:
                 self.net.train()
