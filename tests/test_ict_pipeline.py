@@ -74,3 +74,34 @@ def test_paddle_inference_backend_samples_the_same_completions(setup, tmp_path):
     dygraph transformer for the same seed, hence the same files."""
     assert run(setup, tmp_path / "eager", seed=7, n_samples=1) == \
         run(setup, tmp_path / "pi", seed=7, n_samples=1, backend="inference")
+
+
+def test_export_and_deploy_match_the_pipeline(setup, tmp_path):
+    """tools/ict_export.py writes both stages (each checked against dygraph: logits and the
+    upsampler's composite) and deploy/infer.py, driven by that one inference.yml, samples the same
+    priors as tools/ict_inpaint.py for the same seed and completions within 1/255 (the upsampler
+    graph through oneDNN), every sample written."""
+    from deploy import infer
+    from ppir.data.image_io import read_image
+    from tools import ict_export
+
+    export = tmp_path / "export"
+    ict_export.main(["--transformer", str(setup / "transformer.yml"),
+                     "--transformer_weights", str(setup / "transformer.pdparams"),
+                     "--upsampler", str(setup / "upsampler.yml"),
+                     "--upsampler_weights", str(setup / "upsampler.pdparams"),
+                     "--save_dir", str(export), "--n_samples", "2", "--seed", "3"])
+    spec = yaml.safe_load((export / "inference.yml").read_text())
+    assert spec["task"] == "ict" and set(spec["stages"]) == {"transformer", "upsampler"}
+    assert max(spec["export_checks"].values()) < 1e-4
+    # deploy reads the image at its own size: make the pipeline's working size the same
+    ref = run(setup, tmp_path / "ref", seed=3, n_samples=2)
+    assert infer.main(["--model_dir", str(export), "--input", str(setup / "image.png"),
+                       "--mask", str(setup / "mask.png"), "--output", str(tmp_path / "dep")]) == 0
+    got = sorted(n for n in os.listdir(tmp_path / "dep") if not n.startswith("."))  # not the marker
+    assert got == ["image_prior0.png", "image_prior1.png", "image_sample0.png", "image_sample1.png"]
+    for k in range(2):
+        assert (tmp_path / "dep" / f"image_prior{k}.png").read_bytes() == ref[f"prior_{k}.png"]
+        ours = read_image(str(tmp_path / "dep" / f"image_sample{k}.png"))
+        theirs = read_image(str(tmp_path / "ref" / f"completion_{k}.png"))
+        assert np.abs(ours - theirs).max() <= 1 / 255 + 1e-6

@@ -78,41 +78,36 @@ def build(config, weights, device):
     return model
 
 
-def inpaint(transformer, upsampler, image, mask, n_samples=1, seed=0, logits_fn=None):
-    """[(prior s x s x 3 uint8, completion CHW [0, 1])] for each sample."""
+def dygraph_upsampler(upsampler):
+    """The upsampler model as `complete`'s upsample_fn (numpy in and out)."""
     import paddle
 
-    from ppir.data.ict_data import upsample_prior
-    from ppir.data.palette import tokens_to_image
+    def upsample_fn(image, mask, prior):
+        inputs = {"input": image, "mask": mask, "prior": prior}
+        return upsampler.predict({k: paddle.to_tensor(v[None]) for k, v in inputs.items()}).numpy()[0]
 
-    size, palette = transformer.prior_size, transformer.palette
-    tokens = transformer.sample(image, mask, n_samples, seed, logits_fn=logits_fn)
-    results = []
-    for row in tokens:
-        prior = upsample_prior(row, palette, size, image.shape[1:])
-        out = upsampler.predict({"input": paddle.to_tensor((image * (1 - mask))[None]),
-                                 "mask": paddle.to_tensor(mask[None]),
-                                 "prior": paddle.to_tensor(prior[None])})
-        results.append((tokens_to_image(row, palette, size), out.numpy()[0]))
-    return results
+    return upsample_fn
 
 
 def main(argv=None):
     args = parse_args(argv)
     from ppir.data.image_io import write_image
-    from ppir.models.ict_inference import PredictorLogits, save_logits_graph
+    from ppir.models.ict_inference import PredictorLogits, complete, save_logits_graph
+    from ppir.models.ict_sampling import paddle_logits_fn
 
     image, mask = load_inputs(args.image, args.mask, args.size)
     transformer = build(args.transformer, args.transformer_weights, args.device)
     upsampler = build(args.upsampler, args.upsampler_weights, args.device)
     os.makedirs(args.output, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
-        logits_fn = None
+        logits_fn = paddle_logits_fn(transformer.net)
         if args.backend == "inference":
             prefix = os.path.join(tmp, "logits")
             save_logits_graph(transformer.net, prefix)
             logits_fn = PredictorLogits(prefix, args.device, args.threads)
-        results = inpaint(transformer, upsampler, image, mask, args.n_samples, args.seed, logits_fn)
+        results = complete(image, mask, transformer.palette, transformer.prior_size, logits_fn,
+                           dygraph_upsampler(upsampler), args.n_samples, transformer.top_k,
+                           transformer.temperature, args.seed)
     write_image(os.path.join(args.output, "masked.png"), (image * (1 - mask)).transpose(1, 2, 0))
     write_image(os.path.join(args.output, "mask.png"), mask.repeat(3, 0).transpose(1, 2, 0))
     for k, (prior, completion) in enumerate(results):

@@ -34,8 +34,8 @@ from ppir.data.palette import (image_to_tokens, load_palette, mask_to_tokens, pa
                                quantize, tokens_to_image)
 from ppir.errors import ConfigError
 
-__all__ = ["resolve_palette", "ict_tokens", "ICTTokenDataset", "upsample_prior", "degraded_tokens",
-           "ICTPriorDataset"]
+__all__ = ["resolve_palette", "prior_tokens", "ict_tokens", "ICTTokenDataset", "upsample_prior",
+           "degraded_tokens", "ICTPriorDataset"]
 
 _RECIPE_KEYS = {"images", "k", "size", "seed", "max_pixels", "iters"}
 _computed = {}
@@ -70,13 +70,20 @@ def resolve_palette(spec, where="palette"):
     return _computed[key]
 
 
+def prior_tokens(image, mask, palette, size):
+    """(tokens int64 (s*s,), missing float32 (s*s,)) of one CHW [0, 1] image and its 1xHxW mask
+    (1 = hole), by the official tokenisation (ppir.data.palette)."""
+    image = np.asarray(image, np.float32).transpose(1, 2, 0)
+    return (image_to_tokens(image, palette, size),
+            mask_to_tokens(np.asarray(mask, np.float32)[0], size))
+
+
 @HOST_STEPS.register("ict_tokens")
 def ict_tokens(sample, palette, size, source="target"):
     """Add `tokens` (the s x s palette tokens of `sample[source]`, a 3xHxW [0, 1] image) and
     `token_mask` (the mask at s x s, 1 = missing), both flattened to s*s."""
-    image = np.asarray(sample[source]).transpose(1, 2, 0)
-    sample["tokens"] = image_to_tokens(image, resolve_palette(palette), size)
-    sample["token_mask"] = mask_to_tokens(np.asarray(sample["mask"])[0], size)
+    sample["tokens"], sample["token_mask"] = prior_tokens(sample[source], sample["mask"],
+                                                          resolve_palette(palette), size)
     return sample
 
 

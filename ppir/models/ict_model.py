@@ -15,8 +15,7 @@ import paddle
 import paddle.nn as nn
 import paddle.nn.functional as F
 
-from ppir.data.ict_data import resolve_palette, upsample_prior
-from ppir.data.palette import image_to_tokens, mask_to_tokens
+from ppir.data.ict_data import prior_tokens, resolve_palette, upsample_prior
 from ppir.errors import ConfigError, DataError
 from ppir.models import MODELS
 from ppir.models.base_model import TaskModel
@@ -25,16 +24,7 @@ from ppir.models.ict_sampling import paddle_logits_fn, sample_tokens
 from ppir.models.misf_model import MISFModel
 from ppir.utils.tiling import crop_back, pad_to_multiple
 
-__all__ = ["ICTTransformerModel", "ICTUpsamplerModel", "ICTUpsample", "prior_tokens",
-           "upsampler_input"]
-
-
-def prior_tokens(image, mask, palette, size):
-    """(tokens int64 (s*s,), missing float32 (s*s,)) of one CHW [0, 1] image and its 1xHxW mask
-    (1 = hole), by the official tokenisation (ppir.data.palette)."""
-    image = np.asarray(image, np.float32).transpose(1, 2, 0)
-    return (image_to_tokens(image, palette, size),
-            mask_to_tokens(np.asarray(mask, np.float32)[0], size))
+__all__ = ["ICTTransformerModel", "ICTUpsamplerModel", "ICTUpsample", "upsampler_input"]
 
 
 @MODELS.register("ICTTransformerModel")
