@@ -196,3 +196,65 @@ def test_upsampler_training_steps_match_the_official_training_step(vgg19):
     for ours, theirs in UPSAMPLER_LOGGED.items():
         np.testing.assert_allclose(got[ours][:2], ref[theirs][:2], rtol=1e-5, err_msg=ours)
         np.testing.assert_allclose(got[ours], ref[theirs], rtol=5e-4, err_msg=ours)
+
+
+@pytest.mark.parametrize("name, params", [("imagenet", 442_967_040), ("ffhq", 96_276_480),
+                                          ("places2", 111_383_040)])
+def test_released_configs_give_the_released_parameter_counts(name, params):
+    """configs/ict_transformer_<name>.yml builds the released network (counted without
+    allocating it), its prior size matches the block size, and the data is tokenised at that
+    size with the official optimiser settings."""
+    from ppir.config import load_config
+    from ppir.models.archs.ict_arch import transformer_num_params
+
+    cfg = load_config(os.path.join(os.path.dirname(__file__), "..", "configs",
+                                   f"ict_transformer_{name}.yml"))
+    net = dict(cfg["Model"]["networks"]["transformer"])
+    assert transformer_num_params(**net) == params
+    assert cfg["Model"]["prior_size"] ** 2 == net["block_size"]
+    assert cfg["Train"]["dataset"]["prior_size"] == cfg["Model"]["prior_size"]
+    assert cfg["Train"]["dataset"]["dataset"]["size"] == cfg["Model"]["prior_size"]
+    opt = cfg["Optimizer"]
+    assert (opt["name"], opt["beta1"], opt["beta2"], opt["weight_decay"], opt["grad_clip"]) == \
+        ("AdamW", 0.9, 0.95, 0.0, 1.0)
+    assert cfg["LRScheduler"]["name"] == "TokenWarmupCosineLR"
+
+
+def test_transformer_data_tokenises_the_crop_and_its_mask(tmp_path):
+    """ICTTokenDataset adds the palette tokens of the s x s ground truth and the s x s mask
+    (1 = missing), the same as tokenising the sample's own arrays."""
+    from ppir.data import build_dataset
+    from ppir.data.ict_data import prior_tokens
+
+    ds = build_dataset({"name": "ICTTokenDataset", "prior_size": 16,
+                        "palette": {"images": "demo", "k": 16, "size": 16, "seed": 0},
+                        "dataset": {"name": "DemoInpaintingDataset", "split": "train", "size": 16,
+                                    "preprocess": "random_crop_resize", "hflip": True,
+                                    "mask_recipe": "ict_transformer"}}, "Train.dataset")
+    sample = ds[(3, None, 12)]
+    tokens, missing = prior_tokens(sample["target"], sample["mask"], ds.palette, 16)
+    np.testing.assert_array_equal(sample["tokens"], tokens)
+    np.testing.assert_array_equal(sample["token_mask"], sample["mask"].reshape(-1))
+    assert sample["tokens"].shape == (256,) and sample["tokens"].max() < 16
+    assert 0 < sample["token_mask"].mean() < 1
+
+
+def test_degraded_prior_nearest_and_random_degree():
+    """The upsampler's training prior: with prior_random_degree 1 each pixel of the BILINEAR
+    s x s image takes its nearest palette colour; with K > 1 one of its K nearest, drawn from the
+    seed (same seed, same prior; another seed, another one)."""
+    from PIL import Image
+
+    from ppir.data.ict_data import degraded_tokens
+    from ppir.data.palette import quantize
+
+    rng = np.random.default_rng(0)
+    image = rng.random((3, 32, 32)).astype(np.float32)
+    small = np.asarray(Image.fromarray((image.transpose(1, 2, 0) * 255).round().astype(np.uint8))
+                       .resize((8, 8), resample=Image.BILINEAR), np.float32).reshape(-1, 3)
+    np.testing.assert_array_equal(degraded_tokens(image, PALETTE, 8), quantize(small, PALETTE))
+    dist = ((small[:, None] - PALETTE[None]) ** 2).sum(-1)
+    picked = degraded_tokens(image, PALETTE, 8, 3, np.random.default_rng(1))
+    assert all(dist[i, t] <= np.sort(dist[i])[2] for i, t in enumerate(picked))
+    np.testing.assert_array_equal(picked, degraded_tokens(image, PALETTE, 8, 3, np.random.default_rng(1)))
+    assert (picked != degraded_tokens(image, PALETTE, 8, 3, np.random.default_rng(2))).any()
