@@ -22,11 +22,10 @@ from ppir.errors import run_cli  # noqa: E402
 
 
 def parse_args(argv=None):
+    from tools.ict_inpaint import add_model_arguments
+
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--transformer", required=True, help="transformer config (.yml)")
-    parser.add_argument("--transformer_weights", required=True)
-    parser.add_argument("--upsampler", required=True, help="upsampler config (.yml)")
-    parser.add_argument("--upsampler_weights", required=True)
+    add_model_arguments(parser)
     parser.add_argument("--save_dir", required=True)
     parser.add_argument("--n_samples", type=int, default=1, help="default samples per image")
     parser.add_argument("--seed", type=int, default=0, help="default sampling seed")

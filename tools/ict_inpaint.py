@@ -27,13 +27,18 @@ import ppir  # noqa: F401,E402
 from ppir.errors import run_cli  # noqa: E402
 
 
-def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def add_model_arguments(parser):
+    """The two stages' configs and weights (shared with tools/ict_export.py)."""
     parser.add_argument("--transformer", required=True, help="transformer config (.yml)")
     parser.add_argument("--transformer_weights", required=True)
     parser.add_argument("--upsampler", required=True, help="upsampler config (.yml)")
     parser.add_argument("--upsampler_weights", required=True, help="generator weights or a "
                         "checkpoint dir")
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    add_model_arguments(parser)
     parser.add_argument("--image", required=True)
     parser.add_argument("--mask", required=True, help="mask file, white = hole")
     parser.add_argument("--output", required=True, help="output folder")

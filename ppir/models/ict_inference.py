@@ -201,12 +201,7 @@ def export_ict(transformer, upsampler, save_dir, n_samples=1, seed=0, atol=1e-4)
     spec = {
         "task": ICT_TASK, "model_name": "ICT", "layout": "NCHW", "color_order": "RGB",
         "pad_multiple": UpsamplerPredictor.multiple, "pad_mode": "reflect",
-        "inputs": [
-            {"name": "image", "source": "input", "channels": 3, "dtype": "float32",
-             "value_range": [0.0, 1.0], "role": "image"},
-            {"name": "mask", "source": "mask", "channels": 1, "dtype": "float32",
-             "value_range": [0.0, 1.0], "role": "mask", "mask_convention": "1 = hole"},
-        ],
+        "inputs": [i for i in upsampler.io_spec()["inputs"] if i["name"] != "prior"],
         "host_steps": [],
         "output": {"channels": 3, "value_range": [0.0, 1.0], "composite": True},
         "stages": {

@@ -13,7 +13,6 @@
 import numpy as np
 import paddle
 import paddle.nn as nn
-import paddle.nn.functional as F
 
 from ppir.data.ict_data import prior_tokens, resolve_palette, upsample_prior
 from ppir.errors import ConfigError, DataError
@@ -158,20 +157,6 @@ class ICTUpsamplerModel(MISFModel):
         super().__init__(networks or _UPSAMPLER_NETWORKS, vgg_weights, l1_weight,
                          perceptual_weight, style_weight, adversarial_weight, gan_type, **layers)
 
-    def generator_terms(self, outputs, images, masks):
-        gen_fake, _ = self.networks["discriminator"](outputs)
-        terms = {"adv": self.gan(gen_fake, True, False) * self.adversarial_weight,
-                 "l1": F.l1_loss(outputs, images) * self.l1_weight / paddle.mean(masks)}
-        if self.perceptual_weight:
-            layers = self.perceptual.layers
-            terms["perceptual"] = self.perceptual(
-                self.vgg(outputs, layers), self.vgg(images, layers)) * self.perceptual_weight
-        if self.style_weight:
-            layers = self.style.layers
-            terms["style"] = self.style(
-                self.vgg(outputs * masks, layers), self.vgg(images * masks, layers)) * self.style_weight
-        return terms
-
     def train_step(self, batch, step):
         images, masks, prior = batch["target"], batch["mask"], batch["prior"]
         gen, dis = self.networks["generator"], self.networks["discriminator"]
@@ -184,15 +169,12 @@ class ICTUpsamplerModel(MISFModel):
         step.backward(dis_loss)
         dis_ok = step.step("discriminator")
         with step.autocast():
-            terms = self.generator_terms(outputs, images, masks)
+            gen_fake, _ = dis(outputs)
+            terms = self.generator_terms(outputs, images, masks, gen_fake)
             gen_loss = sum(terms.values())
         step.backward(gen_loss)
         gen_ok = step.step("generator")
-        if not (gen_ok and dis_ok):
-            return None
-        logged = {"gen_loss": float(gen_loss), "dis_loss": float(dis_loss)}
-        logged.update({k: float(v) for k, v in terms.items()})
-        return logged
+        return self.logged(gen_ok and dis_ok, gen_loss, dis_loss, terms)
 
     @paddle.no_grad()
     def predict(self, inputs):
