@@ -10,12 +10,11 @@
   PatchGAN discriminator, trained on degraded ground-truth priors
   (`Guided_Upsample/src/models.py`).
 """
-import numpy as np
 import paddle
 import paddle.nn as nn
 
 from ppir.data.ict_data import prior_tokens, resolve_palette, upsample_prior
-from ppir.errors import ConfigError, DataError
+from ppir.errors import ConfigError, DataError, ExportError
 from ppir.models import MODELS
 from ppir.models.base_model import TaskModel
 from ppir.models.ict_inference import ICTLogits
@@ -100,18 +99,10 @@ class ICTTransformerModel(TaskModel):
         return ICTLogits(self.net)
 
     def io_spec(self):
-        return {
-            "task": "ict_transformer",
-            "inputs": [
-                {"name": "tokens", "source": "tokens", "dtype": "int64", "shape": [-1, -1]},
-                {"name": "masks", "source": "token_mask", "dtype": "float32", "shape": [-1, -1],
-                 "mask_convention": "1 = hole"},
-            ],
-            "host_steps": [{"name": "ict_tokens", "size": self.prior_size, "source": "input"}],
-            "output": {"kind": "logits", "vocab_size": int(self.net.vocab_size)},
-            "prior_size": self.prior_size,
-            "sampling": {"top_k": self.top_k, "temperature": self.temperature},
-        }
+        """Not a standalone deployment: the sampling loop needs the upsampler too, and the graph
+        takes tokens, not images. tools/ict_export.py exports both stages together."""
+        raise ExportError("ICT's transformer is exported together with its upsampler: use "
+                          "tools/ict_export.py (see docs/models/ict.md)")
 
 
 def upsampler_input(images, masks, prior):
