@@ -258,3 +258,12 @@ def test_degraded_prior_nearest_and_random_degree():
     assert all(dist[i, t] <= np.sort(dist[i])[2] for i, t in enumerate(picked))
     np.testing.assert_array_equal(picked, degraded_tokens(image, PALETTE, 8, 3, np.random.default_rng(1)))
     assert (picked != degraded_tokens(image, PALETTE, 8, 3, np.random.default_rng(2))).any()
+
+
+def test_generic_export_of_the_transformer_points_to_the_ict_exporter():
+    """tools/export.py cannot deploy the transformer alone (tokens in, and sampling needs the
+    upsampler): io_spec raises a one-line ExportError naming tools/ict_export.py."""
+    from ppir.errors import ExportError
+
+    with pytest.raises(ExportError, match="tools/ict_export.py"):
+        small_model().io_spec()
