@@ -332,7 +332,9 @@ def parse_args(argv):
                         help="replace existing output files that ppir did not write")
     parser.add_argument("--gt", default=None, help="ground truth file or folder: prints PSNR/SSIM")
     parser.add_argument("--device", default="cpu", choices=("cpu", "gpu"))
-    parser.add_argument("--enable_mkldnn", type=str2bool, default=True, help="oneDNN on CPU (default True)")
+    parser.add_argument("--enable_mkldnn", type=str2bool, default=None,
+                        help="oneDNN on CPU (default: the path tools/export.py measured fastest, "
+                             "inference.yml default_path; else True)")
     parser.add_argument("--cpu_threads", type=int, default=None, help="default: all cores of this process")
     parser.add_argument("--precision", default="fp32", choices=PRECISIONS)
     parser.add_argument("--use_tensorrt", type=str2bool, default=False)
@@ -341,7 +343,9 @@ def parse_args(argv):
                         help="tile size for large images (default: inference.yml tile; 0 = whole image)")
     parser.add_argument("--tile_overlap", type=int, default=None, help="default: inference.yml tile_overlap")
     parser.add_argument("--benchmark", type=str2bool, default=False, help="print the AutoLog-format report")
-    parser.add_argument("--backend", default="paddle", choices=("paddle", "onnxruntime"))
+    parser.add_argument("--backend", default=None, choices=("paddle", "onnxruntime"),
+                        help="default: the path tools/export.py measured fastest (inference.yml default_path); "
+                             "else paddle")
     parser.add_argument("--n_samples", type=int, default=None,
                         help="ICT: completions per image (default: inference.yml sampling)")
     parser.add_argument("--seed", type=int, default=None,
@@ -374,6 +378,24 @@ def model_input_shapes(chw, batch_size, tile, multiple):
     return {(b, c, h, w) for b in sorted({1, batch_size})}
 
 
+def choose_path(args, spec):
+    """(backend, enable_mkldnn, why): flags the user gave win; otherwise the fastest fp32 CPU path
+    that tools/export.py measured for this model (inference.yml `default_path`); otherwise Paddle
+    Inference with oneDNN."""
+    if args.backend is not None or args.enable_mkldnn is not None or args.device != "cpu" \
+            or args.precision != "fp32":
+        backend = args.backend or "paddle"
+        return backend, True if args.enable_mkldnn is None else args.enable_mkldnn, "as requested"
+    measured = spec.get("default_path")
+    if isinstance(measured, dict) and measured.get("backend") in ("paddle", "onnxruntime"):
+        onnx_ok = measured["backend"] != "onnxruntime" or os.path.isfile(
+            os.path.join(args.model_dir, spec.get("onnx_file") or io.ONNX_FILE))
+        if onnx_ok:
+            return (measured["backend"], bool(measured.get("enable_mkldnn", True)),
+                    "the fastest path measured by tools/export.py (inference.yml default_path)")
+    return "paddle", True, "default"
+
+
 def build_metrics(spec):
     from ppir.metrics import build_metrics as build
 
@@ -393,7 +415,7 @@ def is_out_of_memory(exc):
 def out_of_memory_error(path, shape, tile, multiple):
     """The one line for an image that does not fit: what was tried and what to pass instead."""
     n, _, h, w = shape
-    smaller = max(multiple, tile // 2 // multiple * multiple) if tile else 512
+    smaller = max(multiple, (tile // 2 if tile else 512) // multiple * multiple)
     how = f"with --tile {tile}" if tile else "untiled"
     batch = f" (batch of {n}; or pass --batch_size 1)" if n > 1 else ""
     return DataError(f"{path} ({w}x{h}) does not fit in memory {how}{batch}; pass --tile {smaller}")
@@ -438,15 +460,13 @@ def main(argv=None):
 
     failures = io.Failures(len(inputs))
 
-    def skip(i, exc):
-        failures.add(inputs[i], exc)
-
     def try_load(i, report=True):
         try:
             return load(i)
         except (DataError, MemoryError) as exc:
             if report:
-                skip(i, exc if isinstance(exc, DataError) else DataError(f"not enough memory to read {inputs[i]}"))
+                failures.add(inputs[i], exc if isinstance(exc, DataError)
+                             else DataError(f"not enough memory to read {inputs[i]}"))
         return None
 
     tune_shapes = None
@@ -454,6 +474,7 @@ def main(argv=None):
         tune_shapes = set()
         for item in filter(None, (try_load(i, report=False) for i in range(len(inputs)))):
             tune_shapes |= model_input_shapes(item["image"].shape, args.batch_size, tile, multiple)
+    args.backend, args.enable_mkldnn, why = choose_path(args, spec)
     predictor = Predictor(args.model_dir, device=args.device, enable_mkldnn=args.enable_mkldnn,
                           cpu_threads=args.cpu_threads, precision=args.precision,
                           use_tensorrt=args.use_tensorrt, backend=args.backend,
@@ -465,16 +486,15 @@ def main(argv=None):
                              pad_mode=spec.get("pad_mode", "reflect"))
 
     def forward_group(group):
-        x = np.stack([item["image"] for item in group])
         try:
-            return forward(x)
+            return forward(np.stack([item["image"] for item in group]))
         except Exception as exc:
             if not is_out_of_memory(exc):
                 raise
-        error = out_of_memory_error(inputs[group[0]["index"]], x.shape, tile, multiple)
-        del x
+        shape = (len(group),) + group[0]["image"].shape
+        error = out_of_memory_error(inputs[group[0]["index"]], shape, tile, multiple)
         for item in group:
-            skip(item["index"], error)
+            failures.add(inputs[item["index"]], error)
         return []
 
     logger = None
@@ -488,6 +508,9 @@ def main(argv=None):
             except Exception as exc:
                 if not is_out_of_memory(exc):  # the run below reports it per image
                     raise
+        print(f"path: {args.backend}" + (f", oneDNN {'on' if args.enable_mkldnn else 'off'}"
+                                         if args.backend == "paddle" and args.device == "cpu" else "")
+              + f" ({why})")
         logger = AutoLogger(spec["model_name"], args.precision, batch_size=args.batch_size,
                             data_shape="dynamic", inference_config=predictor.config_status())
 
@@ -516,7 +539,7 @@ def main(argv=None):
                 try:
                     values = score(metrics, img, gts[i], inputs[i])
                 except DataError as exc:
-                    skip(i, exc)
+                    failures.add(inputs[i], exc)
                     continue
                 for name, value in values.items():
                     scores[name].append(value)
@@ -546,7 +569,7 @@ def ict_main(args, spec):
     n_samples = args.n_samples or sampling.get("n_samples", 1)
     seed = sampling.get("seed", 0) if args.seed is None else args.seed
     threads = args.cpu_threads or default_cpu_threads()
-    onednn = args.enable_mkldnn and args.device == "cpu"
+    onednn = args.enable_mkldnn is not False and args.device == "cpu"  # default (None): on
 
     def prefix(stage):
         return os.path.join(args.model_dir, os.path.splitext(stages[stage]["model_file"])[0])
