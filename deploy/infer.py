@@ -25,7 +25,7 @@ import numpy as np
 import ppir  # noqa: F401  (sets GLOG/OMP defaults before paddle is imported)
 from ppir.errors import ConfigError, DataError, ExportError, run_cli
 from ppir.utils import inference_io as io
-from ppir.utils.paths import record_outputs
+from ppir.utils.paths import check_outputs, record_outputs
 
 PRECISIONS = ("fp32", "fp16", "bf16")
 
@@ -346,6 +346,10 @@ def parse_args(argv):
     parser.add_argument("--backend", default=None, choices=("paddle", "onnxruntime"),
                         help="default: the path tools/export.py measured fastest (inference.yml default_path); "
                              "else paddle")
+    parser.add_argument("--n_samples", type=int, default=None,
+                        help="ICT: completions per image (default: inference.yml sampling)")
+    parser.add_argument("--seed", type=int, default=None,
+                        help="ICT: sampling seed (default: inference.yml sampling)")
     args = parser.parse_args(argv)
     if args.batch_size < 1:
         parser.error(f"--batch_size must be >= 1, got {args.batch_size}")
@@ -424,6 +428,8 @@ def main(argv=None):
     from ppir.utils.tiling import tiled_forward
 
     spec = io.load_spec(args.model_dir)
+    if spec.get("task") == "ict":
+        return ict_main(args, spec)
     if args.mask and not io.needs_mask(spec):
         raise DataError(f"--mask given, but the model in {args.model_dir} takes no mask (inference.yml inputs)")
     if io.needs_mask(spec) and not args.mask:
@@ -544,6 +550,61 @@ def main(argv=None):
     print(f"wrote {written} image(s) to {args.output}")
     if logger:
         logger.report()
+    return failures.exit_code()
+
+
+def ict_main(args, spec):
+    """ICT's two stages from one export (tools/ict_export.py): per image, the transformer's logits
+    graph drives the shared host-side sampling loop (ppir.models.ict_inference.complete), then
+    the upsampler graph turns each sampled prior into a composite. Every sample is written,
+    `<name>_sample<k>.png`, with its s x s prior `<name>_prior<k>.png`."""
+    from ppir.data.image_io import read_image, write_image
+    from ppir.data.masks import read_mask
+    from ppir.data.palette import load_palette
+    from ppir.models.ict_inference import PredictorLogits, UpsamplerPredictor, complete
+
+    if not args.mask:
+        raise DataError(f"the model in {args.model_dir} needs a mask: pass --mask (white = hole)")
+    stages, sampling = spec["stages"], spec.get("sampling", {})
+    n_samples = args.n_samples or sampling.get("n_samples", 1)
+    seed = sampling.get("seed", 0) if args.seed is None else args.seed
+    threads = args.cpu_threads or default_cpu_threads()
+    onednn = args.enable_mkldnn is not False and args.device == "cpu"  # default (None): on
+
+    def prefix(stage):
+        return os.path.join(args.model_dir, os.path.splitext(stages[stage]["model_file"])[0])
+
+    transformer = stages["transformer"]
+    logits_fn = PredictorLogits(prefix("transformer"), args.device, threads, onednn)
+    upsample_fn = UpsamplerPredictor(prefix("upsampler"), args.device, threads, onednn)
+    palette = load_palette(os.path.join(args.model_dir, transformer["palette_file"]))
+    if not (args.output or "").strip():
+        args.output = io.default_output_dir(spec)
+    inputs = io.list_inputs(args.input)
+    masks = io.match_files(inputs, args.mask, "--mask")
+    reads = [(args.mask, "--mask")] + [(p, "--mask") for p in masks]
+    bases = io.plan_outputs(args.input, inputs, args.output, reads, overwrite=args.overwrite)
+    names = [[(f"{root}_sample{k}{ext or '.png'}", f"{root}_prior{k}.png") for k in range(n_samples)]
+             for root, ext in map(os.path.splitext, bases)]
+    every = [p for per_input in names for pair in per_input for p in pair]
+    check_outputs(every, args.overwrite)
+    record_outputs(every)
+    failures = io.Failures(len(inputs))
+    for i, path in enumerate(inputs):
+        try:
+            img = read_image(path)
+            mask = read_mask(masks[i], args.mask_hole_value, expect_hw=img.shape[:2])
+        except DataError as exc:
+            failures.add(path, exc)
+            continue
+        results = complete(img.transpose(2, 0, 1), mask[None], palette, transformer["prior_size"],
+                           logits_fn, upsample_fn, n_samples, transformer["top_k"],
+                           transformer["temperature"], seed)
+        for (out_path, prior_path), (prior, out) in zip(names[i], results):
+            write_image(out_path, out.transpose(1, 2, 0))
+            write_image(prior_path, prior)
+    print(f"wrote {n_samples} sample(s) for each of {len(inputs) - len(failures.paths)} image(s) "
+          f"to {args.output}")
     return failures.exit_code()
 
 

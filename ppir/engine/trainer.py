@@ -335,7 +335,8 @@ class Trainer:
         reader_cost = batch_cost = 0.0
         samples = window = 0
         started = tic = time.perf_counter()
-        step = TrainStep(self.model.networks, self.optimizers, self.amp, self.world_size)
+        step = TrainStep(self.model.networks, self.optimizers, self.amp, self.world_size,
+                        schedulers=self.schedulers)
         with StopRequest() as stop:
             for iteration, batch in enumerate(loader, start=self.start_iter + 1):
                 batch = {k: paddle.to_tensor(v) for k, v in batch.items()}
