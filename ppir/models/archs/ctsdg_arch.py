@@ -36,6 +36,7 @@ import paddle.nn.functional as F
 from paddle import nn
 
 from ppir.models import NETWORKS
+from ppir.models.archs.input_checks import check_nchw
 from ppir.models.archs.init import torch_default_init
 from ppir.models.archs.torch_bn import TorchBatchNorm2D
 
@@ -427,13 +428,7 @@ class CTSDGGenerator(nn.Layer):
         return x
 
     def forward(self, input_image, input_edge, mask):
-        if paddle.in_dynamic_mode():
-            h, w = input_image.shape[-2:]
-            m = self.size_multiple
-            if h % m or w % m:
-                raise ValueError(
-                    f"CTSDGGenerator needs input height and width that are multiples of {m}, "
-                    f"got {h}x{w} (input shape {list(input_image.shape)}); pad or resize first")
+        check_nchw("CTSDGGenerator", input_image, self.size_multiple)
         t_feats, t_masks = self._encode(
             "texture", input_image, paddle.concat([mask] * input_image.shape[1], axis=1))
         s_feats, s_masks = self._encode(
