@@ -203,7 +203,7 @@ def test_config_names_its_demo_data(config):
     with open(config) as f:
         lines = f.read().split("\n")
     tail = {line.split(":")[0]: line.split(":", 1)[1] for line in lines[51:] if ":" in line}
-    assert tail["demo_kind"] in ("denoise", "deblur")
+    assert tail["demo_kind"] in ("denoise", "deblur", "inpaint")
     root = tail["demo_root"].rstrip("/")
     assert lines[11].split(":", 1)[1].startswith(root + "/")
     assert lines[47].split(":", 1)[1].startswith(root + "/")

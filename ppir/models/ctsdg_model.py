@@ -104,7 +104,8 @@ class CTSDGModel(TaskModel):
         loss_weights: overrides of LOSS_WEIGHTS (hole, valid, perceptual, style, adversarial,
             intermediate).
         vgg_weights: VGG16 weights file for the perceptual and style losses (.pdparams from
-            tools/convert_weights.py --arch VGG16, or torchvision's .pth).
+            tools/convert_weights.py --arch VGG16, or torchvision's .pth); read at the first
+            training step, so evaluation and export do not need it.
         vgg_seed: stand-in VGG16 weights drawn from this seed when no file is given.
         freeze_bn: the official fine-tuning phase: every generator BatchNorm keeps its running
             statistics (eval mode) while its affine weights train.
@@ -122,8 +123,8 @@ class CTSDGModel(TaskModel):
             raise ConfigError(f"Model.loss_weights: unknown term(s) {', '.join(sorted(unknown))}; "
                               f"terms are {', '.join(LOSS_WEIGHTS)}")
         self.weights = {**LOSS_WEIGHTS, **{k: float(v) for k, v in (loss_weights or {}).items()}}
-        self.vgg = (build_vgg16(vgg_weights, vgg_seed)
-                    if self.weights["perceptual"] or self.weights["style"] else None)
+        # Built at the first training step: evaluation and export need no VGG16 file.
+        self.vgg, self.vgg_spec = None, (vgg_weights, vgg_seed)
         self.perceptual, self.style = PerceptualLoss(VGG_LAYERS), StyleLoss(VGG_LAYERS)
         self.gan = GANLoss("nsgan")
         self.freeze_bn = bool(freeze_bn)
@@ -145,7 +146,9 @@ class CTSDGModel(TaskModel):
         """The unweighted terms of `criteria/loss.py generator_loss_func`."""
         terms = {"hole": F.l1_loss((1 - known) * output, (1 - known) * gt),
                  "valid": F.l1_loss(known * output, known * gt)}
-        if self.vgg is not None:
+        if self.weights["perceptual"] or self.weights["style"]:
+            if self.vgg is None:
+                self.vgg = build_vgg16(*self.vgg_spec)
             f_out, f_comp, f_gt = (self.vgg(x, VGG_LAYERS) for x in (output, comp, gt))
             terms["perceptual"] = self.perceptual(f_out, f_gt) + self.perceptual(f_comp, f_gt)
             terms["style"] = self.style(f_out, f_gt) + self.style(f_comp, f_gt)
