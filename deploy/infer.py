@@ -25,7 +25,7 @@ import numpy as np
 import ppir  # noqa: F401  (sets GLOG/OMP defaults before paddle is imported)
 from ppir.errors import ConfigError, DataError, ExportError, run_cli
 from ppir.utils import inference_io as io
-from ppir.utils.paths import record_outputs
+from ppir.utils.paths import check_outputs, record_outputs
 
 PRECISIONS = ("fp32", "fp16", "bf16")
 
@@ -332,7 +332,9 @@ def parse_args(argv):
                         help="replace existing output files that ppir did not write")
     parser.add_argument("--gt", default=None, help="ground truth file or folder: prints PSNR/SSIM")
     parser.add_argument("--device", default="cpu", choices=("cpu", "gpu"))
-    parser.add_argument("--enable_mkldnn", type=str2bool, default=True, help="oneDNN on CPU (default True)")
+    parser.add_argument("--enable_mkldnn", type=str2bool, default=None,
+                        help="oneDNN on CPU (default: the path tools/export.py measured fastest, "
+                             "inference.yml default_path; else True)")
     parser.add_argument("--cpu_threads", type=int, default=None, help="default: all cores of this process")
     parser.add_argument("--precision", default="fp32", choices=PRECISIONS)
     parser.add_argument("--use_tensorrt", type=str2bool, default=False)
@@ -341,7 +343,13 @@ def parse_args(argv):
                         help="tile size for large images (default: inference.yml tile; 0 = whole image)")
     parser.add_argument("--tile_overlap", type=int, default=None, help="default: inference.yml tile_overlap")
     parser.add_argument("--benchmark", type=str2bool, default=False, help="print the AutoLog-format report")
-    parser.add_argument("--backend", default="paddle", choices=("paddle", "onnxruntime"))
+    parser.add_argument("--backend", default=None, choices=("paddle", "onnxruntime"),
+                        help="default: the path tools/export.py measured fastest (inference.yml default_path); "
+                             "else paddle")
+    parser.add_argument("--n_samples", type=int, default=None,
+                        help="ICT: completions per image (default: inference.yml sampling)")
+    parser.add_argument("--seed", type=int, default=None,
+                        help="ICT: sampling seed (default: inference.yml sampling)")
     args = parser.parse_args(argv)
     if args.batch_size < 1:
         parser.error(f"--batch_size must be >= 1, got {args.batch_size}")
@@ -370,6 +378,24 @@ def model_input_shapes(chw, batch_size, tile, multiple):
     return {(b, c, h, w) for b in sorted({1, batch_size})}
 
 
+def choose_path(args, spec):
+    """(backend, enable_mkldnn, why): flags the user gave win; otherwise the fastest fp32 CPU path
+    that tools/export.py measured for this model (inference.yml `default_path`); otherwise Paddle
+    Inference with oneDNN."""
+    if args.backend is not None or args.enable_mkldnn is not None or args.device != "cpu" \
+            or args.precision != "fp32":
+        backend = args.backend or "paddle"
+        return backend, True if args.enable_mkldnn is None else args.enable_mkldnn, "as requested"
+    measured = spec.get("default_path")
+    if isinstance(measured, dict) and measured.get("backend") in ("paddle", "onnxruntime"):
+        onnx_ok = measured["backend"] != "onnxruntime" or os.path.isfile(
+            os.path.join(args.model_dir, spec.get("onnx_file") or io.ONNX_FILE))
+        if onnx_ok:
+            return (measured["backend"], bool(measured.get("enable_mkldnn", True)),
+                    "the fastest path measured by tools/export.py (inference.yml default_path)")
+    return "paddle", True, "default"
+
+
 def build_metrics(spec):
     from ppir.metrics import build_metrics as build
 
@@ -389,7 +415,7 @@ def is_out_of_memory(exc):
 def out_of_memory_error(path, shape, tile, multiple):
     """The one line for an image that does not fit: what was tried and what to pass instead."""
     n, _, h, w = shape
-    smaller = max(multiple, tile // 2 // multiple * multiple) if tile else 512
+    smaller = max(multiple, (tile // 2 if tile else 512) // multiple * multiple)
     how = f"with --tile {tile}" if tile else "untiled"
     batch = f" (batch of {n}; or pass --batch_size 1)" if n > 1 else ""
     return DataError(f"{path} ({w}x{h}) does not fit in memory {how}{batch}; pass --tile {smaller}")
@@ -402,6 +428,8 @@ def main(argv=None):
     from ppir.utils.tiling import tiled_forward
 
     spec = io.load_spec(args.model_dir)
+    if spec.get("task") == "ict":
+        return ict_main(args, spec)
     if args.mask and not io.needs_mask(spec):
         raise DataError(f"--mask given, but the model in {args.model_dir} takes no mask (inference.yml inputs)")
     if io.needs_mask(spec) and not args.mask:
@@ -432,15 +460,13 @@ def main(argv=None):
 
     failures = io.Failures(len(inputs))
 
-    def skip(i, exc):
-        failures.add(inputs[i], exc)
-
     def try_load(i, report=True):
         try:
             return load(i)
         except (DataError, MemoryError) as exc:
             if report:
-                skip(i, exc if isinstance(exc, DataError) else DataError(f"not enough memory to read {inputs[i]}"))
+                failures.add(inputs[i], exc if isinstance(exc, DataError)
+                             else DataError(f"not enough memory to read {inputs[i]}"))
         return None
 
     tune_shapes = None
@@ -448,6 +474,7 @@ def main(argv=None):
         tune_shapes = set()
         for item in filter(None, (try_load(i, report=False) for i in range(len(inputs)))):
             tune_shapes |= model_input_shapes(item["image"].shape, args.batch_size, tile, multiple)
+    args.backend, args.enable_mkldnn, why = choose_path(args, spec)
     predictor = Predictor(args.model_dir, device=args.device, enable_mkldnn=args.enable_mkldnn,
                           cpu_threads=args.cpu_threads, precision=args.precision,
                           use_tensorrt=args.use_tensorrt, backend=args.backend,
@@ -459,16 +486,15 @@ def main(argv=None):
                              pad_mode=spec.get("pad_mode", "reflect"))
 
     def forward_group(group):
-        x = np.stack([item["image"] for item in group])
         try:
-            return forward(x)
+            return forward(np.stack([item["image"] for item in group]))
         except Exception as exc:
             if not is_out_of_memory(exc):
                 raise
-        error = out_of_memory_error(inputs[group[0]["index"]], x.shape, tile, multiple)
-        del x
+        shape = (len(group),) + group[0]["image"].shape
+        error = out_of_memory_error(inputs[group[0]["index"]], shape, tile, multiple)
         for item in group:
-            skip(item["index"], error)
+            failures.add(inputs[item["index"]], error)
         return []
 
     logger = None
@@ -482,6 +508,9 @@ def main(argv=None):
             except Exception as exc:
                 if not is_out_of_memory(exc):  # the run below reports it per image
                     raise
+        print(f"path: {args.backend}" + (f", oneDNN {'on' if args.enable_mkldnn else 'off'}"
+                                         if args.backend == "paddle" and args.device == "cpu" else "")
+              + f" ({why})")
         logger = AutoLogger(spec["model_name"], args.precision, batch_size=args.batch_size,
                             data_shape="dynamic", inference_config=predictor.config_status())
 
@@ -510,7 +539,7 @@ def main(argv=None):
                 try:
                     values = score(metrics, img, gts[i], inputs[i])
                 except DataError as exc:
-                    skip(i, exc)
+                    failures.add(inputs[i], exc)
                     continue
                 for name, value in values.items():
                     scores[name].append(value)
@@ -521,6 +550,61 @@ def main(argv=None):
     print(f"wrote {written} image(s) to {args.output}")
     if logger:
         logger.report()
+    return failures.exit_code()
+
+
+def ict_main(args, spec):
+    """ICT's two stages from one export (tools/ict_export.py): per image, the transformer's logits
+    graph drives the shared host-side sampling loop (ppir.models.ict_inference.complete), then
+    the upsampler graph turns each sampled prior into a composite. Every sample is written,
+    `<name>_sample<k>.png`, with its s x s prior `<name>_prior<k>.png`."""
+    from ppir.data.image_io import read_image, write_image
+    from ppir.data.masks import read_mask
+    from ppir.data.palette import load_palette
+    from ppir.models.ict_inference import PredictorLogits, UpsamplerPredictor, complete
+
+    if not args.mask:
+        raise DataError(f"the model in {args.model_dir} needs a mask: pass --mask (white = hole)")
+    stages, sampling = spec["stages"], spec.get("sampling", {})
+    n_samples = args.n_samples or sampling.get("n_samples", 1)
+    seed = sampling.get("seed", 0) if args.seed is None else args.seed
+    threads = args.cpu_threads or default_cpu_threads()
+    onednn = args.enable_mkldnn is not False and args.device == "cpu"  # default (None): on
+
+    def prefix(stage):
+        return os.path.join(args.model_dir, os.path.splitext(stages[stage]["model_file"])[0])
+
+    transformer = stages["transformer"]
+    logits_fn = PredictorLogits(prefix("transformer"), args.device, threads, onednn)
+    upsample_fn = UpsamplerPredictor(prefix("upsampler"), args.device, threads, onednn)
+    palette = load_palette(os.path.join(args.model_dir, transformer["palette_file"]))
+    if not (args.output or "").strip():
+        args.output = io.default_output_dir(spec)
+    inputs = io.list_inputs(args.input)
+    masks = io.match_files(inputs, args.mask, "--mask")
+    reads = [(args.mask, "--mask")] + [(p, "--mask") for p in masks]
+    bases = io.plan_outputs(args.input, inputs, args.output, reads, overwrite=args.overwrite)
+    names = [[(f"{root}_sample{k}{ext or '.png'}", f"{root}_prior{k}.png") for k in range(n_samples)]
+             for root, ext in map(os.path.splitext, bases)]
+    every = [p for per_input in names for pair in per_input for p in pair]
+    check_outputs(every, args.overwrite)
+    record_outputs(every)
+    failures = io.Failures(len(inputs))
+    for i, path in enumerate(inputs):
+        try:
+            img = read_image(path)
+            mask = read_mask(masks[i], args.mask_hole_value, expect_hw=img.shape[:2])
+        except DataError as exc:
+            failures.add(path, exc)
+            continue
+        results = complete(img.transpose(2, 0, 1), mask[None], palette, transformer["prior_size"],
+                           logits_fn, upsample_fn, n_samples, transformer["top_k"],
+                           transformer["temperature"], seed)
+        for (out_path, prior_path), (prior, out) in zip(names[i], results):
+            write_image(out_path, out.transpose(1, 2, 0))
+            write_image(prior_path, prior)
+    print(f"wrote {n_samples} sample(s) for each of {len(inputs) - len(failures.paths)} image(s) "
+          f"to {args.output}")
     return failures.exit_code()
 
 

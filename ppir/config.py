@@ -104,6 +104,16 @@ def _boolean(value):
     return None if isinstance(value, bool) else f"expected true or false, got {value!r}"
 
 
+def _boolean_or_none(value):
+    return None if value is None else _boolean(value)
+
+
+def _number_or_none(low):
+    def check(value):
+        return None if value is None else _number(low, low_open=True)(value)
+    return check
+
+
 def _one_of(*choices):
     def check(value):
         return None if value in choices else f"must be one of {', '.join(map(str, choices))}, got {value!r}"
@@ -140,6 +150,7 @@ RULES = {
         "eval_interval": _integer(0), "save_interval": _integer(1),
         "keep_checkpoint_max": _integer(1), "pretrained_model": _weights, "use_visualdl": _boolean,
         "save_val_images": _boolean, "max_nonfinite_steps": _integer(1),
+        "use_amp": _boolean_or_none, "scale_loss": _number_or_none(0), "use_dynamic_loss_scaling": _boolean_or_none,
     },
     "Train": {
         "dataset": _mapping, "batch_size": _integer(1), "patch_size": _integer(1, optional=True),

@@ -66,3 +66,54 @@ def test_rejects_non_rgb():
         canny_and_gray(np.zeros((8, 8), np.uint8))
     with pytest.raises(DataError, match=r"\(8, 8, 4\)"):
         canny_and_gray(np.zeros((8, 8, 4), np.uint8))
+
+
+def _chw(image_u8):
+    return np.ascontiguousarray(image_u8.transpose(2, 0, 1)).astype(np.float32) / np.float32(255)
+
+
+def test_host_step_adds_official_edge_and_gray_of_the_chosen_source(official):
+    """The registered `ctsdg_edges` host step adds `edge` = [edge, gray] (2xHxW) of `target` by
+    default, bit-equal to the official pipeline; `source: input` uses the masked input instead
+    (what deployment has), and `official_wrap: false` switches the folding off."""
+    from ppir.data.host_steps import run_host_steps
+
+    target = _chw(official["image_u8"])
+    mask = np.zeros((1, 64, 64), np.float32)
+    mask[:, 16:40, 20:44] = 1.0
+    sample = {"target": target, "mask": mask, "input": target * (1 - mask)}
+    out = run_host_steps(sample, [{"name": "ctsdg_edges"}])
+    assert "edge" not in sample and out["edge"].shape == (2, 64, 64)
+    want_edge = np.unpackbits(official["edge_bits"])[:64 * 64].reshape(64, 64).astype(np.float32)
+    np.testing.assert_array_equal(out["edge"][0], want_edge)
+    np.testing.assert_array_equal(out["edge"][1], official["gray"])
+
+    deployed = run_host_steps(sample, [{"name": "ctsdg_edges", "source": "input"}])
+    want = canny_and_gray(sample["input"].transpose(1, 2, 0))
+    np.testing.assert_array_equal(deployed["edge"], np.stack(want))
+    assert not np.array_equal(deployed["edge"], out["edge"])
+
+    plain = run_host_steps(sample, [{"name": "ctsdg_edges", "official_wrap": False}])
+    np.testing.assert_array_equal(plain["edge"][1], rgb2gray(official["image_u8"]).astype(np.float32))
+
+
+def test_host_step_names_a_missing_source():
+    """A sample without the source image is a DataError naming it (deploy has no `target`)."""
+    from ppir.data.host_steps import run_host_steps
+
+    with pytest.raises(DataError, match="no 'target'"):
+        run_host_steps({"input": np.zeros((3, 8, 8), np.float32)}, [{"name": "ctsdg_edges"}])
+
+
+def test_inpainting_dataset_runs_host_steps():
+    """`host_steps` on an inpainting dataset adds the step's arrays to every sample, training
+    (from the ground truth) and evaluation alike."""
+    from ppir.data.inpainting_dataset import DemoInpaintingDataset
+
+    steps = [{"name": "ctsdg_edges"}]
+    train = DemoInpaintingDataset("train", host_steps=steps)
+    sample = train[(0, None, 7)]
+    np.testing.assert_array_equal(sample["edge"], np.stack(canny_and_gray(sample["target"].transpose(1, 2, 0))))
+    test = DemoInpaintingDataset("test", host_steps=[{"name": "ctsdg_edges", "source": "input"}])
+    sample = test[0]
+    np.testing.assert_array_equal(sample["edge"], np.stack(canny_and_gray(sample["input"].transpose(1, 2, 0))))

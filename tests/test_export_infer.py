@@ -61,6 +61,32 @@ def _infer(*argv):
     return infer.main([str(a) for a in argv])
 
 
+def export_tool():
+    return _load_script("ppir_tools_export", os.path.join(ROOT, "tools", "export.py"))
+
+
+def test_default_path_is_the_fastest_measured_unless_flags_say_otherwise(tmp_path):
+    """deploy/infer.py without performance flags runs the path export measured fastest; any flag
+    the user gives wins; an export without timings (or whose ONNX file is gone) uses oneDNN."""
+    import argparse
+
+    infer = _load_script("ppir_deploy_infer", os.path.join(ROOT, "deploy", "infer.py"))
+    assert export_tool().fastest_path({"paddle_onednn_on": 900.0, "paddle_onednn_off": 200.0,
+                                       "onnxruntime": 210.0}) == {"backend": "paddle", "enable_mkldnn": False,
+                                                                  "measured": "paddle_onednn_off"}
+
+    def args(**kw):
+        return argparse.Namespace(**{"backend": None, "enable_mkldnn": None, "device": "cpu", "precision": "fp32",
+                                     "model_dir": str(tmp_path), **kw})
+
+    spec = {"default_path": {"backend": "onnxruntime", "enable_mkldnn": False}}
+    assert infer.choose_path(args(), spec)[:2] == ("paddle", True)  # no inference.onnx here
+    (tmp_path / "inference.onnx").write_bytes(b"")
+    assert infer.choose_path(args(), spec)[:2] == ("onnxruntime", False)
+    assert infer.choose_path(args(enable_mkldnn=False), spec)[:2] == ("paddle", False)
+    assert infer.choose_path(args(), {})[:2] == ("paddle", True)
+
+
 def test_export_writes_a_self_describing_directory(exported):
     """The export holds the PIR model, ONNX and an inference.yml carrying the io_spec, the
     config's metrics and the measured check results; unrelated files in the dir survive."""
@@ -77,6 +103,11 @@ def test_export_writes_a_self_describing_directory(exported):
     assert spec["tile"] is None and spec["tile_overlap"] == 32
     assert [m["name"] for m in spec["metrics"]] == ["PSNR", "SSIM"]
     assert spec["export"]["weights"] == exported["weights"] and spec["export"]["onnx_opset"] == 13
+    timed = spec["export"]["cpu_paths"]
+    assert timed["size"] == [256, 256] and set(timed["median_ms"]) == {"paddle_onednn_on", "paddle_onednn_off",
+                                                                       "onnxruntime"}
+    fastest = min(timed["median_ms"], key=timed["median_ms"].get)
+    assert spec["default_path"] == {k: v for k, v in export_tool().PATHS[fastest].items()}
     diffs = spec["export"]["max_abs_diff"]
     assert set(diffs) == {"paddle_inference_onednn_on", "paddle_inference_onednn_off", "onnxruntime"}
     assert all(0 <= d <= 1e-5 for d in diffs.values())
@@ -120,6 +151,7 @@ def test_infer_folder_with_gt_prints_metrics_and_benchmark(exported, demo_denois
     assert re.search(rf"^mean over {len(names)} images  psnr: \d+\.\d{{4}}  ssim: \d\.\d{{4}}$", text, flags=re.M)
     assert "root INFO:  preprocess_time(ms): " in text and "gpu_rss(MB): None, gpu_util: None%" in text
     assert f"root INFO:  data_num: {len(names) // 2}" in text and "root INFO:  enable_mkldnn: False" in text
+    assert "path: paddle, oneDNN off (as requested)" in text
 
 
 def test_infer_without_output_writes_to_default_folder(exported, demo_denoise, tmp_path, monkeypatch, capsys):
@@ -181,7 +213,8 @@ def test_missing_export_file_is_one_line_exit_2(exported, demo_denoise, tmp_path
     shutil.copytree(exported["dir"], broken)
     os.remove(broken / "inference.pdiparams")
     proc = run_tool("deploy/infer.py", "--model_dir", str(broken), "--input",
-                    os.path.join(demo_denoise, "val", "input"), "--output", str(tmp_path / "out"))
+                    os.path.join(demo_denoise, "val", "input"), "--output", str(tmp_path / "out"),
+                    "--backend", "paddle")
     assert proc.returncode == 2
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ") and "inference.pdiparams" in lines[0]
@@ -191,7 +224,7 @@ def test_missing_export_file_is_one_line_exit_2(exported, demo_denoise, tmp_path
 @pytest.mark.parametrize("remove,extra,needle", [
     ("inference.yml", [], "inference.yml"),
     ("inference.onnx", ["--backend", "onnxruntime"], "inference.onnx"),
-    ("inference.json", [], "inference.json"),
+    ("inference.json", ["--backend", "paddle"], "inference.json"),
 ])
 def test_incomplete_export_errors_name_the_file(exported, tmp_path, capsys, remove, extra, needle):
     """Each missing piece of an export is reported by name through run_cli (exit 2)."""

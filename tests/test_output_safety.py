@@ -215,6 +215,23 @@ def test_infer_out_of_memory_is_one_line_suggesting_tiles(export_dir, data, tmp_
     assert "img_0.png (32x32) does not fit in memory untiled; pass --tile 512" in err[0]
 
 
+@pytest.mark.parametrize("exc, shape, tile, expected", [
+    (MemoryError(), (1, 3, 900, 1200), None, "a.png (1200x900) does not fit in memory untiled; pass --tile 512"),
+    (RuntimeError("onnxruntime: Failed to allocate memory for requested buffer"), (1, 3, 64, 64), 256,
+     "a.png (64x64) does not fit in memory with --tile 256; pass --tile 128"),
+    (RuntimeError("ResourceExhaustedError: Out of memory error on CPU"), (2, 3, 64, 64), None,
+     "(batch of 2; or pass --batch_size 1); pass --tile 512"),
+    (RuntimeError("shape [1, 3] does not match"), None, None, None),
+])
+def test_out_of_memory_is_recognised_and_explained(exc, shape, tile, expected):
+    """Allocation failures of numpy, Paddle and onnxruntime are told apart from other errors, and
+    the line says what was tried and what to pass instead (a tile the model's multiple allows)."""
+    infer = _tool("infer")
+    assert infer.is_out_of_memory(exc) == (expected is not None)
+    if expected:
+        assert expected in str(infer.out_of_memory_error("a.png", shape, tile, multiple=8))
+
+
 def test_unwritable_output_folder_is_one_line(export_dir, data, tmp_path, capsys, monkeypatch):
     """A read-only (or full) output folder is named in one line (simulated: tests run as root)."""
     from ppir.utils import paths
@@ -316,6 +333,23 @@ def test_eval_save_dir_never_writes_into_the_dataset(weights, data, capsys, monk
     assert snapshot(data) == before
 
 
+def test_eval_save_dir_replaces_only_images_it_wrote(weights, data, tmp_path, capsys):
+    """--save_dir holding an image ppir did not write under a name eval would use is refused
+    (bytes unchanged); eval's own earlier images are replaced on a rerun without a flag."""
+    dataset = (f"Eval.dataset={{'name': 'PairedImageDataset', 'root': '{data}', "
+               "'input_dir': 'noisy', 'target_dir': 'gt'}")
+    args = [*CFG, f"Global.pretrained_model={weights}", dataset, "--save_dir", tmp_path / "saved"]
+    assert cli("eval", args, capsys)[0] == 0
+    assert cli("eval", args, capsys)[0] == 0
+    assert sorted(os.listdir(tmp_path / "saved" / "noisy")) == [".ppir-outputs", "img_0.png", "img_1.png", "img_2.png"]
+    stranger = tmp_path / "other" / "noisy" / "img_1.png"
+    stranger.parent.mkdir(parents=True)
+    stranger.write_bytes(b"a user's image")
+    code, _, err = cli("eval", [*args[:-1], tmp_path / "other"], capsys)
+    assert_one_line(code, err, "img_1.png exists and ppir did not write it")
+    assert stranger.read_bytes() == b"a user's image"
+
+
 # ---- tools/convert_weights.py -----------------------------------------------------------------
 
 @pytest.mark.parametrize("spelling", ["same", "symlink", "hardlink", "dotdot"])
@@ -395,6 +429,23 @@ def test_export_into_an_unwritable_folder_is_one_line(weights, tmp_path, capsys,
     code, _, err = cli("export", [*CFG, f"Global.pretrained_model={weights}", "--save_dir", tmp_path / "ro"], capsys)
     assert_one_line(code, err, f"cannot write to --save_dir {tmp_path / 'ro'}", "read-only")
     assert not (tmp_path / "ro").exists()
+
+
+@pytest.mark.parametrize("tool, argv, flag", [
+    ("predict", [*CFG, "Global.pretrained_model=W", "--input", "IMG", "--output", ""], "--output"),
+    ("export", [*CFG, "Global.pretrained_model=W", "--save_dir", " "], "--save_dir"),
+    ("convert_weights", ["--arch", "MIRNetV2", "--src", TINY_PTH, "--dst", ""], "--dst"),
+])
+def test_empty_output_path_is_refused(weights, data, capsys, monkeypatch, tool, argv, flag):
+    """An empty output path (a harness substituting nothing) used to mean "the current folder";
+    it is refused in one line and nothing is written there."""
+    monkeypatch.chdir(data)
+    argv = [{"Global.pretrained_model=W": f"Global.pretrained_model={weights}", "IMG": "noisy"}.get(a, a)
+            for a in argv]
+    before = snapshot(data)
+    code, _, err = cli(tool, argv, capsys)
+    assert_one_line(code, err, f"{flag} is empty")
+    assert snapshot(data) == before
 
 
 # ---- corrupt weights for the dygraph tools ----------------------------------------------------

@@ -28,6 +28,15 @@ def planned_images(dataset, save_dir):
     return [os.path.join(save_dir, os.path.splitext(dataset.name(i))[0] + ".png") for i in range(len(dataset))]
 
 
+def dataset_paths(dataset):
+    """The folders and files an Eval dataset reads, whatever its kind (paired: root and pair
+    files; inpainting: root, image folder, mask folder and mask files)."""
+    paths = [getattr(dataset, name, None) for name in ("root", "image_folder", "mask_root")]
+    paths += [p for pair in getattr(dataset, "pairs", ()) for p in pair]
+    paths += list(getattr(dataset, "mask_files", ()))
+    return [p for p in paths if isinstance(p, str)]
+
+
 def check_save_dir(cfg, args, dataset):
     """Refuse, before any work, a --save_dir whose images would land in the Eval dataset (or on
     the weights or config), or replace files ppir did not write; returns the planned files."""
@@ -36,9 +45,8 @@ def check_save_dir(cfg, args, dataset):
     if os.path.exists(args.save_dir) and not os.path.isdir(args.save_dir):
         raise DataError(f"--save_dir {args.save_dir} is a file, not a folder")
     images = planned_images(dataset, args.save_dir)
-    reads = [(getattr(dataset, "root", None), "Eval dataset"), (args.config, "-c"),
-             (cfg["Global"]["pretrained_model"], "Global.pretrained_model")]
-    reads += [(p, "Eval dataset") for pair in getattr(dataset, "pairs", ()) for p in pair]
+    reads = [(args.config, "-c"), (cfg["Global"]["pretrained_model"], "Global.pretrained_model")]
+    reads += [(p, "Eval dataset") for p in dataset_paths(dataset)]
     refuse_overlap([(args.save_dir, "--save_dir")] + [(p, "--save_dir") for p in images], reads)
     check_outputs(images, args.overwrite, "--save_dir")
     return images

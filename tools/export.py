@@ -43,12 +43,14 @@ def parse_args(argv):
     parser.add_argument("--opset", type=int, default=13, help="ONNX opset (default 13)")
     parser.add_argument("--atol", type=float, default=DEFAULT_ATOL,
                         help=f"max abs difference allowed against dygraph (default {DEFAULT_ATOL})")
+    parser.add_argument("--no_tune", action="store_true",
+                        help="skip timing the CPU paths (deploy/infer.py then defaults to oneDNN)")
     parser.add_argument("--allow_random", action="store_true",
                         help="export untrained (seeded random) weights when Global.pretrained_model is unset")
     return parser.parse_args(argv)
 
 
-def check_inputs(spec, seed=0):
+def check_inputs(spec, seed=0, sizes=None):
     """Deterministic model inputs, one square and one non-square size, built by the same host code
     deploy/infer.py runs (`graph_inputs`): a smooth random image in [0, 1] and, for models that take
     a mask, a realistic free-form hole mask (strokes and ellipses, 20-50 % holes; salt noise would
@@ -61,13 +63,46 @@ def check_inputs(spec, seed=0):
     rng = np.random.default_rng(seed)
     multiple = int(spec["pad_multiple"] or 1)
     inputs = []
-    for h, w in CHECK_SIZES:
+    for h, w in sizes or CHECK_SIZES:
         h, w = -(-h // multiple) * multiple, -(-w // multiple) * multiple
         coarse = rng.random((max(h // 8, 2), max(w // 8, 2), 3)).astype(np.float32)
         img = cv2.resize(coarse, (w, h), interpolation=cv2.INTER_CUBIC).clip(0.0, 1.0)
         mask = generate_mask((h, w), rng, (0.2, 0.5)) if io.needs_mask(spec) else None
         inputs.append(io.graph_inputs(io.host_sample(img, mask), spec)[None])
     return inputs
+
+
+TUNE_SIZE = (256, 256)  # (H, W) of the input the CPU paths are timed on
+TUNE_RUNS = 3
+
+
+def time_paths(predictors, x, runs=TUNE_RUNS):
+    """Median milliseconds of each predictor on `x` after one warm-up run (oneDNN builds its
+    primitives on the first run)."""
+    import time
+
+    timings = {}
+    for name, predictor in predictors.items():
+        predictor.run(x)
+        samples = []
+        for _ in range(runs):
+            start = time.perf_counter()
+            predictor.run(x)
+            samples.append((time.perf_counter() - start) * 1000.0)
+        timings[name] = round(float(np.median(samples)), 2)
+    return timings
+
+
+# The verified fp32 CPU paths, by the name their timing is recorded under.
+PATHS = {"paddle_onednn_on": {"backend": "paddle", "enable_mkldnn": True},
+         "paddle_onednn_off": {"backend": "paddle", "enable_mkldnn": False},
+         "onnxruntime": {"backend": "onnxruntime", "enable_mkldnn": False}}
+
+
+def fastest_path(timings):
+    """The default deploy/infer.py path: the fastest measured one."""
+    name = min(timings, key=timings.get)
+    return dict(PATHS[name], measured=name)
 
 
 def split_inputs(x, spec):
@@ -232,12 +267,13 @@ def main(argv=None):
         draft = {**build_spec(cfg, model, args, None, {}, None), "onnx_file": None}
         with open(os.path.join(tmp_dir, io.SPEC_FILE), "w", encoding="utf-8") as f:
             yaml.safe_dump(draft, f, sort_keys=False)
-        checks = {}
+        checks, predictors = {}, {}
         for onednn in (True, False):
             predictor = Predictor(tmp_dir, device="cpu", enable_mkldnn=onednn)
             what = f"Paddle Inference (CPU, oneDNN {'on' if onednn else 'off'})"
             checks[f"paddle_inference_onednn_{'on' if onednn else 'off'}"] = compare(
                 predictor.run, inputs, references, args.atol, what)
+            predictors[f"paddle_onednn_{'on' if onednn else 'off'}"] = predictor
         output_name = predictor.predictor.get_output_names()[0]
         opset = None
         if args.onnx:
@@ -246,8 +282,18 @@ def main(argv=None):
                 yaml.safe_dump({**draft, "onnx_file": io.ONNX_FILE}, f, sort_keys=False)
             predictor = Predictor(tmp_dir, backend="onnxruntime")
             checks["onnxruntime"] = compare(predictor.run, inputs, references, args.atol, "onnxruntime")
+            predictors["onnxruntime"] = predictor
+        tuning = None
+        if not args.no_tune:
+            x = check_inputs(io_spec, sizes=(TUNE_SIZE,))[0]
+            timings = time_paths(predictors, x)
+            tuning = {"size": list(x.shape[2:]), "threads": predictors["paddle_onednn_on"].cpu_threads,
+                      "median_ms": timings, "default_path": fastest_path(timings)}
         spec = build_spec(cfg, model, args, output_name, {k: float(f"{v:.3g}") for k, v in checks.items()},
                           opset)
+        if tuning:
+            spec["default_path"] = {k: v for k, v in tuning["default_path"].items() if k != "measured"}
+            spec["export"]["cpu_paths"] = {k: v for k, v in tuning.items() if k != "default_path"}
         with open(os.path.join(tmp_dir, io.SPEC_FILE), "w", encoding="utf-8") as f:
             f.write("# Written by tools/export.py; deploy/infer.py reads only this directory.\n")
             yaml.safe_dump(spec, f, sort_keys=False, default_flow_style=None)
@@ -265,6 +311,11 @@ def main(argv=None):
     sizes = " and ".join("x".join(str(d) for d in x.shape) for x in inputs)
     for name, diff in checks.items():
         print(f"check {name}: max abs diff {diff:.3g} vs dygraph on {sizes} (atol {args.atol:g})")
+    if "default_path" in spec:
+        paths = spec["export"]["cpu_paths"]
+        times = ", ".join(f"{k} {v:.1f} ms" for k, v in paths["median_ms"].items())
+        print(f"CPU paths at {paths['size'][0]}x{paths['size'][1]}, {paths['threads']} threads: {times}; "
+              f"deploy/infer.py default: {spec['default_path']}")
     return 0
 
 

@@ -48,26 +48,16 @@ def image_paths(folder):
 def main(argv=None):
     args = parse_args(argv)
     import numpy as np
-    from PIL import Image
 
-    from ppir.data.image_io import read_image, to_uint8
-    from ppir.data.palette import kmeans_palette, palette_to_file_format
+    from ppir.data.palette import palette_from_images, palette_to_file_format
 
-    pixels = []
-    for path in image_paths(args.images):
-        img = Image.fromarray(to_uint8(read_image(path)))
-        if args.size:
-            img = img.resize((args.size, args.size), resample=Image.BILINEAR)
-        pixels.append(np.asarray(img).reshape(-1, 3))
-    pixels = np.concatenate(pixels)
-    rng = np.random.default_rng(args.seed)
-    if len(pixels) > args.max_pixels:
-        pixels = pixels[np.sort(rng.choice(len(pixels), args.max_pixels, replace=False))]
-    colors = kmeans_palette(pixels, k=args.k, seed=args.seed, iters=args.iters)
+    colors, n_pixels = palette_from_images(image_paths(args.images), k=args.k, size=args.size,
+                                           max_pixels=args.max_pixels, seed=args.seed,
+                                           iters=args.iters)
     folder = os.path.dirname(os.path.abspath(args.out))
     os.makedirs(folder, exist_ok=True)
     np.save(args.out, palette_to_file_format(colors))
-    print(f"{args.k} colours from {len(pixels):,} pixels -> {args.out}")
+    print(f"{args.k} colours from {n_pixels:,} pixels -> {args.out}")
     return 0
 
 

@@ -5,7 +5,7 @@ from ppir.registry import Registry
 
 DATASETS = Registry("dataset")
 
-from ppir.data import inpainting_dataset, paired_dataset  # noqa: E402,F401
+from ppir.data import ict_data, inpainting_dataset, paired_dataset  # noqa: E402,F401
 from ppir.data.transforms import Mixup  # noqa: E402
 
 

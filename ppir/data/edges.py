@@ -16,6 +16,7 @@ import numpy as np
 from skimage.color import rgb2gray
 from skimage.feature import canny
 
+from ppir.data.host_steps import HOST_STEPS
 from ppir.errors import DataError
 
 
@@ -55,3 +56,26 @@ def canny_and_gray(image01_hwc, sigma=2.0, official_wrap=True):
     gray = rgb2gray(data)  # float64 in [0, 1]
     edge = canny(gray, sigma=sigma)
     return edge.astype(np.float32), gray.astype(np.float32)
+
+
+@HOST_STEPS.register("ctsdg_edges")
+def ctsdg_edges(sample, source="target", sigma=2.0, official_wrap=True):
+    """Host step: add `edge` (2xHxW float32: Canny edge map, gray image) computed from the
+    sample's `source` image (CHW, [0, 1]); the network masks it with the known pixels itself.
+
+    Training follows the official dataset and trainer: `source: target`, the edges of the whole
+    ground truth, which the losses also compare against (`edge * mask` is only the generator's
+    input). Deployment has no ground truth, so it uses `source: input`, the image with its holes
+    zeroed: Canny then also finds the hole borders. The official test script feeds ground-truth
+    edges times the mask, which a deployed model cannot do, so its scores are an upper bound of
+    what the as-deployed evaluation measures.
+    """
+    if source not in sample:
+        raise DataError(f"ctsdg_edges: the sample has no '{source}' image (it has {', '.join(sorted(sample))})")
+    image = np.asarray(sample[source])
+    if image.ndim != 3 or image.shape[0] != 3:
+        raise DataError(f"ctsdg_edges: '{source}' must be a 3xHxW image, got shape {image.shape}")
+    edge, gray = canny_and_gray(image.transpose(1, 2, 0), sigma=float(sigma),
+                                official_wrap=bool(official_wrap))
+    sample["edge"] = np.stack([edge, gray])
+    return sample

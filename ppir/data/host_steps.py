@@ -22,3 +22,6 @@ def run_host_steps(sample, steps):
     for i, spec in enumerate(steps or ()):
         sample = HOST_STEPS.build(spec, where=f"host_steps[{i}]", sample=dict(sample))
     return sample
+
+
+from ppir.data import edges  # noqa: E402,F401  (registers ctsdg_edges)

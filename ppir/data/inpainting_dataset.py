@@ -27,6 +27,7 @@ from ppir.data import DATASETS
 from ppir.data.image_io import is_image_file, read_image, to_uint8
 from ppir.data.masks import (DEFAULT_BIN_EDGES, MaskTransform, bin_names, check_bin_edges,
                              generate_mask, list_masks, ratio_bin, read_mask)
+from ppir.data.host_steps import run_host_steps
 from ppir.data.transforms import INTERPOLATIONS, resize_uint8, square_crop_box
 from ppir.errors import ConfigError, DataError
 
@@ -174,13 +175,15 @@ class InpaintingDataset:
         bin_edges: hole-ratio bin edges (evaluation groups, binned folders, generator bins).
         mask_ratio_range: training ratio range of generated masks.
         seed: seed of generated evaluation masks.
+        host_steps: `[{name: ..., **params}]` host steps (ppir/data/host_steps.py) run on every
+            sample, e.g. CTSDG's `ctsdg_edges`.
     """
 
     def __init__(self, root, layout="folder", split=None, image_dir=None, mode=None, size=256,
                  preprocess="resize", interpolation="pil_bilinear", hflip=False,
                  mask_source=None, mask_root=None, pairs=None, mask_recipe="ctsdg",
                  mask_hole_value="white", mask_options=None, resize_masks=True,
-                 bin_edges=DEFAULT_BIN_EDGES, mask_ratio_range=(0.0, 0.6), seed=0):
+                 bin_edges=DEFAULT_BIN_EDGES, mask_ratio_range=(0.0, 0.6), seed=0, host_steps=None):
         _check_choice("preprocess", preprocess, PREPROCESS)
         _check_choice("interpolation", interpolation, INTERPOLATIONS)
         if mode is None:
@@ -195,6 +198,7 @@ class InpaintingDataset:
         self.mask_ratio_range = tuple(mask_ratio_range)
         self.seed = int(seed)
         self.resize_masks = bool(resize_masks)
+        self.host_steps = list(host_steps or ())
         self.image_folder, self.images = find_images(root, layout, split, image_dir)
         if layout == "misf" and mask_root is None:
             mask_root = os.path.join(root, "mask-" + MISF_SPLITS[split])
@@ -303,7 +307,8 @@ class InpaintingDataset:
                 group = ratio_bin(float(mask.mean()), self.bin_edges) or OTHER_GROUP
         if rng is not None and self.hflip and rng.random() < 0.5:
             image, mask = image[:, ::-1], mask[:, ::-1]
-        return self._sample(image, mask, index, seed, group)
+        sample = self._sample(image, mask, index, seed, group)
+        return run_host_steps(sample, self.host_steps) if self.host_steps else sample
 
     # -- loading --------------------------------------------------------------------------------
 

@@ -24,7 +24,7 @@ from ppir.data.image_io import to_uint8
 from ppir.errors import DataError
 
 __all__ = ["load_palette", "palette_to_file_format", "quantize", "image_to_tokens",
-           "mask_to_tokens", "tokens_to_image", "kmeans_palette"]
+           "mask_to_tokens", "tokens_to_image", "kmeans_palette", "palette_from_images"]
 
 
 def load_palette(path):
@@ -137,3 +137,22 @@ def kmeans_palette(pixels, k=512, seed=0, iters=20):
         centers = sums / counts[:, None]
     order = np.lexsort(centers.T[::-1])
     return centers[order].astype(np.float32)
+
+
+def palette_from_images(paths, k=512, size=32, max_pixels=1_000_000, seed=0, iters=20):
+    """k-means palette (k, 3) float32 0..255 of the pixels of `paths` resized to size x size with
+    PIL BILINEAR (as the tokeniser sees them; size 0 keeps full resolution), at most `max_pixels`
+    of them drawn with `seed`. Deterministic for given arguments."""
+    from ppir.data.image_io import read_image
+
+    pixels = []
+    for path in paths:
+        img = Image.fromarray(to_uint8(read_image(path)))
+        if size:
+            img = img.resize((size, size), resample=Image.BILINEAR)
+        pixels.append(np.asarray(img).reshape(-1, 3))
+    pixels = np.concatenate(pixels)
+    if len(pixels) > max_pixels:
+        rng = np.random.default_rng(seed)
+        pixels = pixels[np.sort(rng.choice(len(pixels), max_pixels, replace=False))]
+    return kmeans_palette(pixels, k=k, seed=seed, iters=iters), len(pixels)

@@ -62,9 +62,10 @@ class Amp(NoAmp):
 
     enabled = True
 
-    def __init__(self, level="O1", dtype="float16", init_loss_scaling=1024.0, incr_ratio=2.0,
+    def __init__(self, level="O1", dtype="float16", init_loss_scaling=1024.0, dynamic=True, incr_ratio=2.0,
                  decr_ratio=0.5, incr_every_n_steps=1000, min_loss_scaling=1.0):
         self.level = level
+        self.dynamic = dynamic  # False: a fixed scale (overflowing steps are still skipped)
         self.dtype = dtype
         self.scale = float(init_loss_scaling)
         self.incr_ratio = incr_ratio
@@ -90,6 +91,9 @@ class Amp(NoAmp):
         return finite
 
     def update(self):
+        if not self.dynamic:
+            self.found_inf = False
+            return
         if self.found_inf:
             self.scale = max(self.scale * self.decr_ratio, self.min_loss_scaling)
             self.good_steps = 0
@@ -109,10 +113,21 @@ class Amp(NoAmp):
             self.good_steps = int(state["good_steps"])
 
 
+def amp_settings(cfg):
+    """(enable, init_loss_scaling, dynamic): the AMP section, overridden by TIPC's Global.use_amp,
+    Global.scale_loss and Global.use_dynamic_loss_scaling where those are set."""
+    amp_cfg, g = cfg["AMP"], cfg.get("Global") or {}
+    enable = amp_cfg["enable"] if g.get("use_amp") is None else bool(g["use_amp"])
+    scale = amp_cfg["init_loss_scaling"] if g.get("scale_loss") is None else float(g["scale_loss"])
+    dynamic = True if g.get("use_dynamic_loss_scaling") is None else bool(g["use_dynamic_loss_scaling"])
+    return enable, scale, dynamic
+
+
 def build_amp(cfg, models=(), optimizers=()):
     """`AMP` section -> Amp or NoAmp; O2 decorates every trained network and its optimizer."""
     amp_cfg = cfg["AMP"]
-    if not amp_cfg["enable"]:
+    enable, scale, dynamic = amp_settings(cfg)
+    if not enable:
         return NoAmp()
     if not paddle.is_compiled_with_cuda() or paddle.get_device() == "cpu":
         warnings.warn("AMP.enable is set but this run is on CPU, where Paddle's AMP has no "
@@ -121,4 +136,4 @@ def build_amp(cfg, models=(), optimizers=()):
     if amp_cfg["level"] == "O2" and models:
         paddle.amp.decorate(models=list(models), optimizers=list(optimizers), level="O2",
                             dtype=amp_cfg["dtype"])
-    return Amp(amp_cfg["level"], amp_cfg["dtype"], amp_cfg["init_loss_scaling"])
+    return Amp(amp_cfg["level"], amp_cfg["dtype"], scale, dynamic)

@@ -32,6 +32,53 @@ def optimizer_file(name, primary):
     return OPTIMIZER if name == primary else f"{name}.pdopt"
 
 
+_STRUCTURED = "__ppir_structured_keys__"
+
+
+def _rename_keys(state, mapping, split):
+    """Rename every key (and the keys of nested dicts such as AMP master weights) by `split`."""
+    out = {}
+    for key, value in state.items():
+        if isinstance(value, dict):
+            value = _rename_keys(value, mapping, split)
+        out[split(key, mapping)] = value
+    return out
+
+
+def _to_structured(key, unique_to_path):
+    for unique in sorted(unique_to_path, key=len, reverse=True):
+        if key == unique:
+            return unique_to_path[unique]
+        if key.startswith(unique + "_"):
+            return f"{unique_to_path[unique]}#{key[len(unique) + 1:]}"
+    return key
+
+
+def _to_unique(key, path_to_unique):
+    path, sep, suffix = key.rpartition("#")
+    if sep and path in path_to_unique:
+        return f"{path_to_unique[path]}_{suffix}"
+    return path_to_unique.get(key, key)
+
+
+def portable_optimizer_state(state, net):
+    """An optimizer state dict keyed by the network's parameter paths (`body.0.weight#moment1_0`)
+    instead of Paddle's process-wide unique parameter names (`conv2d_952.w_0_moment1_0`), which
+    depend on how many layers the process built before: a checkpoint then resumes whatever else
+    was built first (another network, a loss network, an earlier run in the same process)."""
+    unique_to_path = {p.name: path for path, p in net.named_parameters()}
+    return dict(_rename_keys(state, unique_to_path, _to_structured), **{_STRUCTURED: True})
+
+
+def restore_optimizer_state(state, net):
+    """The inverse of `portable_optimizer_state` for `net` as built in this process (a state saved
+    before ppir wrote portable keys is returned unchanged)."""
+    if not state.pop(_STRUCTURED, False):
+        return state
+    path_to_unique = {path: p.name for path, p in net.named_parameters()}
+    return _rename_keys(state, path_to_unique, _to_unique)
+
+
 def _fsync_dir(path):
     fd = os.open(path, os.O_RDONLY)
     try:

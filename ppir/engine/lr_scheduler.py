@@ -43,6 +43,47 @@ class CosineAnnealingRestartCyclicLR(paddle.optimizer.lr.LRScheduler):
             1 + math.cos(math.pi * progress))
 
 
+@SCHEDULERS.register("TokenWarmupCosineLR")
+class TokenWarmupCosineLR(paddle.optimizer.lr.LRScheduler):
+    """minGPT's token-driven schedule, as ICT trains its transformer (raywzy/ICT
+    `Transformer/DDP_trainer.py`): linear warm-up over `warmup_tokens`, then cosine decay to
+    `min_ratio` x learning_rate at `final_tokens`, floored there.
+
+    The clock is a token counter, not the iteration: the task model adds the tokens of every batch
+    with `count(n)` (the official `tokens += (x >= 0).sum()`, per process) and the trainer's
+    `step()` then sets the rate from the total. As in the official loop, the first iteration runs
+    at the full rate (the optimizer is built with it; the schedule only applies after a step). ICT
+    sets warmup_tokens to one epoch of tokens and final_tokens to all epochs' (`main.py`: dataset
+    images x block_size / world_size, and x train_epoch). The count is saved with the optimizer
+    state, so a resume continues exactly.
+    """
+
+    def __init__(self, learning_rate, warmup_tokens, final_tokens, min_ratio=0.1, last_epoch=-1,
+                 verbose=False):
+        if not 0 <= warmup_tokens < final_tokens:
+            raise ConfigError(f"LRScheduler (TokenWarmupCosineLR): need 0 <= warmup_tokens < "
+                              f"final_tokens, got {warmup_tokens} and {final_tokens}")
+        self.warmup_tokens, self.final_tokens = float(warmup_tokens), float(final_tokens)
+        self.min_ratio = float(min_ratio)
+        self.tokens = 0
+        super().__init__(learning_rate, last_epoch, verbose)
+
+    def state_keys(self):
+        self.keys = ["last_epoch", "last_lr", "tokens"]
+
+    def count(self, n):
+        """Add the tokens of one training batch (on this process)."""
+        self.tokens += int(n)
+
+    def get_lr(self):
+        if self.last_epoch <= 0:
+            return self.base_lr
+        if self.tokens < self.warmup_tokens:
+            return self.base_lr * self.tokens / max(1.0, self.warmup_tokens)
+        progress = (self.tokens - self.warmup_tokens) / max(1.0, self.final_tokens - self.warmup_tokens)
+        return self.base_lr * max(self.min_ratio, 0.5 * (1.0 + math.cos(math.pi * progress)))
+
+
 def build_lr_scheduler(cfg):
     """`LRScheduler: {name: ..., learning_rate: ..., ...}`; a bare float gives a constant rate."""
     if cfg is None:

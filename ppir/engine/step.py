@@ -20,9 +20,11 @@ from ppir.engine.distributed import allreduce_mean_
 
 
 class TrainStep:
-    def __init__(self, networks, optimizers, amp, world_size=1, iteration=0):
+    def __init__(self, networks, optimizers, amp, world_size=1, iteration=0, schedulers=None):
         self.networks = networks
         self.optimizers = optimizers
+        # Per-network LR schedules, for a model whose schedule follows its own clock (ICT's tokens).
+        self.schedulers = schedulers or {}
         self.amp = amp
         self.world_size = world_size
         self.iteration = iteration

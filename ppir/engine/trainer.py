@@ -18,7 +18,8 @@ from ppir.data import build_train_loader
 from ppir.data.sampler import derive_seed
 from ppir.engine.amp import all_finite, build_amp
 from ppir.engine.checkpoint import (EMA, CheckpointManager, check_state_dict, load_checkpoint,
-                                    load_pretrained, optimizer_file, weights_file)
+                                    load_pretrained, optimizer_file, portable_optimizer_state,
+                                    restore_optimizer_state, weights_file)
 from ppir.engine.distributed import average_logs, broadcast_states_, ranks_agree
 from ppir.engine.ema import ModelEMA
 from ppir.engine.evaluator import Evaluator, format_scores
@@ -257,7 +258,7 @@ class Trainer:
             if ckpt["optimizers"][name] is None:
                 raise CheckpointError(f"{path} has no {optimizer_file(name, self.model.primary)}; "
                                       f"use Global.pretrained_model to fine-tune from it")
-            optimizer.set_state_dict(ckpt["optimizers"][name])
+            optimizer.set_state_dict(restore_optimizer_state(ckpt["optimizers"][name], self.model.networks[name]))
         self.amp.set_state_dict(state.get("amp"))
         if self.ema is not None and ckpt["ema"] is not None:
             self.ema.set_state_dict(ckpt["ema"])
@@ -284,7 +285,8 @@ class Trainer:
         for name, net in self.model.networks.items():
             files[weights_file(name, primary)] = net.state_dict()
             if name in self.optimizers:
-                files[optimizer_file(name, primary)] = self.optimizers[name].state_dict()
+                files[optimizer_file(name, primary)] = portable_optimizer_state(
+                    self.optimizers[name].state_dict(), net)
         if self.ema is not None:
             files[EMA] = self.ema.state_dict()
         state = {"best": self.best, "amp": self.amp.state_dict(), "world_size": self.world_size,
@@ -315,6 +317,13 @@ class Trainer:
         return improved
 
     def train(self):
+        try:
+            return self._train()
+        finally:
+            if self.lock is not None:  # the run is over: the output dir is free again
+                self.lock.release()
+
+    def _train(self):
         g = self.cfg["Global"]
         total = g["iters"]
         loader = build_train_loader(self.cfg, self.start_iter, self.rank, self.world_size)
@@ -326,7 +335,8 @@ class Trainer:
         reader_cost = batch_cost = 0.0
         samples = window = 0
         started = tic = time.perf_counter()
-        step = TrainStep(self.model.networks, self.optimizers, self.amp, self.world_size)
+        step = TrainStep(self.model.networks, self.optimizers, self.amp, self.world_size,
+                        schedulers=self.schedulers)
         with StopRequest() as stop:
             for iteration, batch in enumerate(loader, start=self.start_iter + 1):
                 batch = {k: paddle.to_tensor(v) for k, v in batch.items()}

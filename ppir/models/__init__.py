@@ -14,8 +14,7 @@ def build_network(cfg, where="Model.network"):
 
 def build_model(cfg):
     """Build the task wrapper named in `Model.name` (default RestorationModel) from a full config."""
-    from ppir.models import restoration_model  # noqa: F401  (registers the task wrappers)
-    from ppir.models import misf_model  # noqa: F401
+    from ppir.models import ctsdg_model, ict_model, misf_model, restoration_model  # noqa: F401  (registers the task wrappers)
 
     model_cfg = dict(cfg["Model"] or {})
     model_cfg.setdefault("name", "RestorationModel")

@@ -118,6 +118,12 @@ class MISFModel(TaskModel):
         dis_fake, _ = dis(outputs.detach())
         dis_loss = (self.gan(dis_real, True, True) + self.gan(dis_fake, False, True)) / 2
         gen_fake, _ = dis(outputs)
+        terms = self.generator_terms(outputs, images, masks, gen_fake)
+        gen_loss = sum(terms.values())
+        return gen_loss, dis_loss, terms
+
+    def generator_terms(self, outputs, images, masks, gen_fake):
+        """The generator's weighted loss terms; `gen_fake` is D(outputs)."""
         terms = {"adv": self.gan(gen_fake, True, False) * self.adversarial_weight,
                  "l1": F.l1_loss(outputs, images) * self.l1_weight / paddle.mean(masks)}
         if self.perceptual_weight:
@@ -128,8 +134,16 @@ class MISFModel(TaskModel):
             layers = self.style.layers
             terms["style"] = self.style(
                 self.vgg(outputs * masks, layers), self.vgg(images * masks, layers)) * self.style_weight
-        gen_loss = sum(terms.values())
-        return gen_loss, dis_loss, terms
+        return terms
+
+    @staticmethod
+    def logged(stepped, gen_loss, dis_loss, terms):
+        """The float losses of a step, or None when a network skipped it as non-finite."""
+        if not stepped:
+            return None
+        logged = {"gen_loss": float(gen_loss), "dis_loss": float(dis_loss)}
+        logged.update({k: float(v) for k, v in terms.items()})
+        return logged
 
     def train_step(self, batch, step):
         step.zero_grad("generator", "discriminator")
@@ -141,11 +155,7 @@ class MISFModel(TaskModel):
             step.zero_grad("discriminator")
         step.backward(dis_loss)
         dis_ok = step.step("discriminator")
-        if not (gen_ok and dis_ok):
-            return None
-        logged = {"gen_loss": float(gen_loss), "dis_loss": float(dis_loss)}
-        logged.update({k: float(v) for k, v in terms.items()})
-        return logged
+        return self.logged(gen_ok and dis_ok, gen_loss, dis_loss, terms)
 
     @paddle.no_grad()
     def predict(self, inputs):

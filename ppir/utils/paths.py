@@ -4,12 +4,13 @@ Every entry point that writes files (deploy/infer.py, tools/eval.py, tools/predi
 tools/convert_weights.py, tools/export.py) calls these before any work, so a mistyped flag costs
 one `error:` line instead of a dataset or an official checkpoint.
 
-* `refuse_overlap`: paths are compared as real paths (symlinks, `..`, the same file spelt twice),
-  and a written file may neither be a file that is read nor lie inside a folder that is read.
-* `check_outputs` / `record_outputs`: an existing file is replaced only if ppir wrote it (its name is listed in the
-  `.ppir-outputs` marker of its folder, written before the files) or the user passed --overwrite,
-  so re-running a command into its own previous output folder works, and an unrelated file does
-  not disappear.
+* `refuse_overlap`: paths are compared as real paths (symlinks, `..`, the same file spelt twice,
+  hard links), and a written file may neither be a file that is read nor lie inside a folder
+  that is read.
+* `check_outputs` / `record_outputs`: an existing file is replaced only if ppir wrote it (its
+  name is listed in the `.ppir-outputs` marker of its folder, written before the files) or the
+  user passed --overwrite, so re-running a command into its own previous output folder works,
+  and an unrelated file does not disappear.
 """
 import errno
 import os
@@ -25,45 +26,61 @@ def real(path):
 
 def is_inside(path, folder):
     """True if `path` is `folder` or lies below it, comparing real paths."""
-    path, folder = real(path), real(folder)
-    return path == folder or path.startswith(folder.rstrip(os.sep) + os.sep)
+    return _below(real(path), real(folder))
 
 
-def same_file(a, b):
-    """Equal real paths, or one file under two names (a hard link)."""
-    if real(a) == real(b):
-        return True
+def _below(resolved, resolved_folder):
+    """`resolved` is the folder or lies below it (both real paths)."""
+    return resolved == resolved_folder or resolved.startswith(resolved_folder.rstrip(os.sep) + os.sep)
+
+
+def _inode(real_path):
     try:
-        return os.path.samefile(a, b)
-    except OSError:  # one of them does not exist (yet)
-        return False
+        st = os.stat(real_path)
+    except OSError:  # does not exist (yet)
+        return None
+    return st.st_dev, st.st_ino
 
 
 def refuse_overlap(writes, reads, removes=()):
-    """DataError if a written path is a read file, or lies in a read folder, or a read path lies
-    in a folder that is removed.
+    """DataError if a written path is a read file (also under another name: a symlink, `..`, a
+    hard link), or lies in a read folder, or a read path lies in a folder that is removed.
 
     `writes`, `reads` and `removes` are (path, label) pairs, e.g. ("out/", "--output"); a read
     path may be a file or a folder (a folder protects everything below it); `None` paths are
-    skipped.
+    skipped. Each path is resolved once, so thousands of images cost milliseconds.
     """
-    reads = [(p, label, os.path.isdir(p)) for p, label in reads if p is not None]
+    files, inodes, folders = {}, {}, []
+    for path, label in reads:
+        if path is None:
+            continue
+        resolved = real(path)
+        if os.path.isdir(resolved):
+            folders.append((resolved, path, label))
+        else:
+            files.setdefault(resolved, (path, label))
+            inodes.setdefault(_inode(resolved), (path, label))
+    inodes.pop(None, None)
     for folder, label in removes:
-        for src, src_label, _ in reads:
-            if is_inside(src, folder):
-                raise DataError(f"{label} would remove {folder}, which holds the {src_label} {src}; "
+        for resolved, (path, src_label) in list(files.items()) + [(f, (p, lb)) for f, p, lb in folders]:
+            if _below(resolved, real(folder)):
+                raise DataError(f"{label} would remove {folder}, which holds the {src_label} {path}; "
                                 "move it out or choose another output")
     for path, label in writes:
         if path is None:
             continue
-        for src, src_label, is_dir in reads:
-            if is_dir and is_inside(path, src):
-                where = "is" if real(path) == real(src) else "lies inside"
+        if not os.fspath(path).strip():
+            raise DataError(f"{label} is empty; give a path")
+        resolved = real(path)
+        for folder, src, src_label in folders:
+            if _below(resolved, folder):
+                where = "is" if resolved == folder else "lies inside"
                 raise DataError(f"{label} {path} {where} the {src_label} folder {src}: refusing to write "
                                 "into data ppir reads; choose another output")
-            if not is_dir and same_file(path, src):
-                raise DataError(f"{label} {path} is the {src_label} file {src}: refusing to overwrite "
-                                "what ppir reads; choose another output")
+        hit = files.get(resolved) or inodes.get(_inode(resolved))
+        if hit:
+            raise DataError(f"{label} {path} is the {hit[1]} file {hit[0]}: refusing to overwrite "
+                            "what ppir reads; choose another output")
 
 
 def written_by_ppir(folder):

@@ -16,6 +16,8 @@ Official behaviour kept on purpose:
 * RAL downsamples the foreground with align_corners=True; MSFA applies a ReLU before its softmax.
 * The last texture decoder level takes `64 + out_channels` inputs (the official code uses
   `out_channels` there, not `image_in_channels`).
+* BatchNorm running variances are updated with the unbiased batch variance, as PyTorch does
+  (`ppir/models/archs/torch_bn.py`).
 * Initialisation (`utils/misc.py weights_init`): conv weights N(0, 0.02), biases 0, BatchNorm
   weights N(1, 0.02); the discriminator's EdgeDetector keeps the PyTorch default.
 * The discriminator's first layer is one module under two names (`conv1` and `features`), so its
@@ -34,7 +36,9 @@ import paddle.nn.functional as F
 from paddle import nn
 
 from ppir.models import NETWORKS
+from ppir.models.archs.input_checks import check_nchw
 from ppir.models.archs.init import torch_default_init
+from ppir.models.archs.torch_bn import TorchBatchNorm2D
 
 
 # ----------------------------------------------------------------------------------------------
@@ -61,7 +65,9 @@ class PartialConv2d(nn.Conv2D):
                               paddle.ones([1, 1, *self._kernel_size], dtype=mask.dtype),
                               stride=self._stride, padding=self._padding,
                               dilation=self._dilation)
-            ratio = self.slide_winsize / (counts + 1e-8)
+            # A same-shaped numerator: Paddle Inference's oneDNN kernel computes `scalar / tensor`
+            # with its operands swapped (Paddle 3.2), which an export would then bake in.
+            ratio = paddle.full_like(counts, self.slide_winsize) / (counts + 1e-8)
             update = paddle.clip(counts, 0.0, 1.0)
             ratio = ratio * update
             if self.multi_channel:
@@ -93,7 +99,7 @@ class PConvBNActiv(nn.Layer):
         kernel, stride, padding = self._SAMPLES.get(sample, (3, 1, 1))
         self.conv = PartialConv2d(in_channels, out_channels, kernel, stride=stride,
                                   padding=padding, bias=bias, multi_channel=True)
-        self.bn = nn.BatchNorm2D(out_channels) if bn else None
+        self.bn = TorchBatchNorm2D(out_channels) if bn else None
         if activ == "relu":
             self.activation = nn.ReLU()
         elif activ == "leaky":
@@ -118,9 +124,9 @@ class Bottleneck(nn.Layer):
     def __init__(self, inplanes, planes, stride=1):
         super().__init__()
         self.conv1 = nn.Conv2D(inplanes, planes, 3, stride=stride, padding=1, bias_attr=False)
-        self.bn1 = nn.BatchNorm2D(planes)
+        self.bn1 = TorchBatchNorm2D(planes)
         self.conv2 = nn.Conv2D(planes, inplanes, 3, stride=stride, padding=1, bias_attr=False)
-        self.bn2 = nn.BatchNorm2D(inplanes)
+        self.bn2 = TorchBatchNorm2D(inplanes)
         self.relu = nn.ReLU()
 
     def forward(self, x):
@@ -198,8 +204,7 @@ class RAL(nn.Layer):
         self.softmax_scale = softmax_scale
 
     def forward(self, background, foreground):
-        foreground = F.interpolate(foreground, scale_factor=1.0 / self.rate, mode="bilinear",
-                                   align_corners=True)
+        foreground = _half_bilinear_align_corners(foreground)
         # [N, C*k*k, L] columns, zero padding 1 (`extract_patches` in `utils/misc.py`); position
         # l of the foreground grid is both the patch index and the score-map pixel.
         fg_cols = F.unfold(foreground, self.kernel_size, strides=self.stride, paddings=1)
@@ -212,8 +217,76 @@ class RAL(nn.Layer):
         k_bg = 2 * self.rate
         bg_cols = F.unfold(background, k_bg, strides=self.stride * self.rate, paddings=1)
         pasted = paddle.matmul(bg_cols, attention)                          # [N, C*4*4, L]
-        out = F.fold(pasted, background.shape[2:], k_bg, strides=self.rate, paddings=1)
+        out = _fold_4x4_stride2(pasted, background.shape[1], foreground.shape[2], foreground.shape[3])
         return out / 4.0
+
+
+def _interleave(even, odd, axis):
+    """Rows (axis 2) or columns (axis 3) `even[i], odd[i], even[i+1], ...`."""
+    shape = [0, 0, -1, paddle.shape(even)[3]] if axis == 2 else [0, 0, 0, -1]
+    return paddle.stack([even, odd], axis=axis + 1).reshape(shape)
+
+
+def upsample2_nearest(x):
+    """`F.interpolate(x, scale_factor=2, mode="nearest")`, exactly. Paddle Inference's oneDNN
+    resize returns garbage for a 1x1 input (Paddle 3.2), which is the bottleneck of a 128x128
+    image, so the decoder's x2 resizes are written with elementwise ops."""
+    x = _interleave(x, x, 2)
+    return _interleave(x, x, 3)
+
+
+def upsample2_bilinear(x):
+    """`F.interpolate(x, scale_factor=2, mode="bilinear")` (align_corners=False): with edge
+    replication, output 2i is 0.25 x[i-1] + 0.75 x[i] and 2i+1 is 0.75 x[i] + 0.25 x[i+1], per
+    axis (same weights; sums in another order). See `upsample2_nearest` for why."""
+    for axis in (2, 3):
+        first = x[:, :, :1] if axis == 2 else x[:, :, :, :1]
+        last = x[:, :, -1:] if axis == 2 else x[:, :, :, -1:]
+        before = paddle.concat([first, x], axis=axis)
+        after = paddle.concat([x, last], axis=axis)
+        n = paddle.shape(x)[axis]
+        before = paddle.slice(before, [axis], [0], [n])
+        after = paddle.slice(after, [axis], [1], [n + 1])
+        x = _interleave(0.25 * before + 0.75 * x, 0.75 * x + 0.25 * after, axis)
+    return x
+
+
+def _align_corners_weights(ramp_in):
+    """[H/2, H] bilinear weights of an align_corners=True resize to half size, built from the
+    ramp 0..H-1 with the kernel's arithmetic (`src = i * (H - 1) / (H/2 - 1)`, lower neighbour
+    and fraction)."""
+    ramp_out = ramp_in[::2]
+    src = ramp_out * (ramp_in[-1] / paddle.clip(ramp_out[-1], min=1.0))
+    low = paddle.floor(src)
+    frac = (src - low).unsqueeze(1)
+    low, ramp = low.unsqueeze(1), ramp_in.unsqueeze(0)
+    return (1.0 - frac) * (ramp == low).astype(src.dtype) + frac * (ramp == low + 1.0).astype(src.dtype)
+
+
+def _half_bilinear_align_corners(x):
+    """`F.interpolate(x, scale_factor=0.5, mode="bilinear", align_corners=True)` (official RAL) as
+    two matrix products: Paddle Inference's oneDNN resize ignores align_corners (Paddle 3.2), so
+    an exported model would sample other positions. Same weights; sums in another order."""
+    ramp_h = paddle.cumsum(paddle.ones_like(x[0, 0, :, 0])) - 1.0
+    ramp_w = paddle.cumsum(paddle.ones_like(x[0, 0, 0, :])) - 1.0
+    out = paddle.matmul(_align_corners_weights(ramp_h), x)
+    return paddle.matmul(out, _align_corners_weights(ramp_w), transpose_y=True)
+
+
+def _fold_4x4_stride2(cols, channels, h, w):
+    """`F.fold(cols, (2h, 2w), 4, strides=2, paddings=1)` of [N, C*16, h*w] columns (the official
+    conv_transpose2d paste-back), as reshapes, shifts and sums: `fold` needs a static output size,
+    which an export with dynamic H and W does not have. Kernel row 2a + b of patch i lands on
+    padded row 2(i + a) + b, so each (a_y, a_x) quarter of the kernel is one pixel shuffle shifted
+    by (2 a_y, 2 a_x)."""
+    patches = cols.reshape([0, channels, 4, 4, h, w])
+    out = 0
+    for ay in (0, 1):
+        for ax in (0, 1):
+            quarter = patches[:, :, 2 * ay:2 * ay + 2, 2 * ax:2 * ax + 2]
+            quarter = quarter.transpose([0, 1, 4, 2, 5, 3]).reshape([0, channels, 2 * h, 2 * w])
+            out = out + F.pad(quarter, [2 * ax, 2 - 2 * ax, 2 * ay, 2 - 2 * ay])
+    return out[:, :, 1:2 * h + 1, 1:2 * w + 1]
 
 
 class MSFA(nn.Layer):
@@ -347,21 +420,15 @@ class CTSDGGenerator(nn.Layer):
 
     def _decode(self, stream, x, mask, feats, masks):
         for level in range(7, 0, -1):
-            x = F.interpolate(x, scale_factor=2, mode="bilinear")
-            mask = F.interpolate(mask, scale_factor=2, mode="nearest")
+            x = upsample2_bilinear(x)
+            mask = upsample2_nearest(mask)
             x = paddle.concat([x, feats[level - 1]], axis=1)
             mask = paddle.concat([mask, masks[level - 1]], axis=1)
             x, mask = getattr(self, f"dc_{stream}_{level}")(x, mask)
         return x
 
     def forward(self, input_image, input_edge, mask):
-        if paddle.in_dynamic_mode():
-            h, w = input_image.shape[-2:]
-            m = self.size_multiple
-            if h % m or w % m:
-                raise ValueError(
-                    f"CTSDGGenerator needs input height and width that are multiples of {m}, "
-                    f"got {h}x{w} (input shape {list(input_image.shape)}); pad or resize first")
+        check_nchw("CTSDGGenerator", input_image, self.size_multiple)
         t_feats, t_masks = self._encode(
             "texture", input_image, paddle.concat([mask] * input_image.shape[1], axis=1))
         s_feats, s_masks = self._encode(
@@ -377,7 +444,7 @@ class CTSDGGenerator(nn.Layer):
         output = self.fusion_layer1(output_bigff)
         output_atten = self.cfa(output, output)
         output = self.fusion_layer2(paddle.concat([output, output_atten], axis=1))
-        output = F.interpolate(output, scale_factor=2, mode="bilinear")
+        output = upsample2_bilinear(output)
         output = self.out_layer(paddle.concat([output, output_bigff], axis=1))
         return output, projected_image, projected_edge
 
@@ -437,12 +504,12 @@ class EdgeDetector(nn.Layer):
     def __init__(self, in_channels=3, mid_channels=16, out_channels=1):
         super().__init__()
         self.projection = nn.Sequential(
-            nn.Conv2D(in_channels, mid_channels, 3, padding=1), nn.BatchNorm2D(mid_channels),
+            nn.Conv2D(in_channels, mid_channels, 3, padding=1), TorchBatchNorm2D(mid_channels),
             nn.ReLU())
         self.res_layer = nn.Sequential(
-            nn.Conv2D(mid_channels, mid_channels, 3, padding=1), nn.BatchNorm2D(mid_channels),
+            nn.Conv2D(mid_channels, mid_channels, 3, padding=1), TorchBatchNorm2D(mid_channels),
             nn.ReLU(),
-            nn.Conv2D(mid_channels, mid_channels, 3, padding=1), nn.BatchNorm2D(mid_channels))
+            nn.Conv2D(mid_channels, mid_channels, 3, padding=1), TorchBatchNorm2D(mid_channels))
         self.relu = nn.ReLU()
         self.out_layer = nn.Sequential(nn.Conv2D(mid_channels, out_channels, 1), nn.Sigmoid())
         torch_default_init(self)  # the official never re-initialises it

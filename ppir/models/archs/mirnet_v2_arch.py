@@ -27,6 +27,7 @@ import paddle
 from paddle import nn
 
 from ppir.models import NETWORKS
+from ppir.models.archs.input_checks import check_nchw
 from ppir.models.archs.init import torch_default_init
 
 
@@ -269,13 +270,7 @@ class MIRNet_v2(nn.Layer):
         torch_default_init(self)
 
     def forward(self, inp_img):
-        if paddle.in_dynamic_mode():
-            h, w = inp_img.shape[-2:]
-            m = self.size_multiple
-            if h % m or w % m:
-                raise ValueError(
-                    f"MIRNet_v2 needs input height and width that are multiples of {m}, got "
-                    f"{h}x{w} (input shape {list(inp_img.shape)}); reflect-pad the input first")
+        check_nchw("MIRNet_v2", inp_img, self.size_multiple)
         shallow_feats = self.conv_in(inp_img)
         deep_feats = self.body(shallow_feats)
         if self.task == "defocus_deblurring":

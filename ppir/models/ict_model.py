@@ -1,0 +1,191 @@
+"""ICT's two training stages as task models, and the prior they share with inference.
+
+* `ICTTransformerModel` (network `transformer`): the BERT-style transformer over palette tokens,
+  trained as raywzy/ICT `Transformer/DDP_trainer.py` does: the model's own loss (cross-entropy at
+  missing positions), AdamW, gradient clipping and the token-driven LR schedule
+  (ppir.engine.lr_scheduler.TokenWarmupCosineLR, fed here with each batch's token count).
+  Its `predict` samples the missing tokens and returns the bicubic-upsampled prior composited
+  into the known pixels: the stage-1 result.
+* `ICTUpsamplerModel` (networks `generator`, `discriminator`): the guided upsampler and its
+  PatchGAN discriminator, trained on degraded ground-truth priors
+  (`Guided_Upsample/src/models.py`).
+"""
+import paddle
+import paddle.nn as nn
+
+from ppir.data.ict_data import prior_tokens, resolve_palette, upsample_prior
+from ppir.errors import ConfigError, DataError, ExportError
+from ppir.models import MODELS
+from ppir.models.base_model import TaskModel
+from ppir.models.ict_inference import ICTLogits
+from ppir.models.ict_sampling import paddle_logits_fn, sample_tokens
+from ppir.models.misf_model import MISFModel
+from ppir.utils.tiling import crop_back, pad_to_multiple
+
+__all__ = ["ICTTransformerModel", "ICTUpsamplerModel", "ICTUpsample", "upsampler_input"]
+
+
+@MODELS.register("ICTTransformerModel")
+class ICTTransformerModel(TaskModel):
+    """Stage 1 of ICT: `networks: {transformer: {name: ICTTransformer, ...}}`.
+
+    Args:
+        networks: the one network `transformer`.
+        palette: palette file or recipe (ppir.data.ict_data.resolve_palette); its colour count
+            must equal the transformer's vocab_size.
+        prior_size: s, the side of the token grid (block_size = s * s).
+        top_k, temperature: sampling settings of `predict` (the official run.py: 40, 1.0).
+        sample_seed: seed of `predict`'s draws (the same seed, the same completion).
+
+    Training batches need `tokens` (int64 [B, s*s], the ground truth) and `token_mask`
+    (float [B, s*s], 1 = missing), as ppir.data.ict_data.ICTTokenDataset gives them.
+    """
+
+    def __init__(self, networks, palette, prior_size=32, top_k=40, temperature=1.0,
+                 sample_seed=0):
+        if not isinstance(networks, dict) or set(networks) != {"transformer"}:
+            raise ConfigError(f"ICTTransformerModel: Model.networks needs exactly one network, "
+                              f"'transformer', got {list(networks or ())}")
+        super().__init__(networks)
+        self.prior_size = int(prior_size)
+        self.palette = resolve_palette(palette, "Model.palette")
+        if len(self.palette) != self.net.vocab_size:
+            raise ConfigError(f"Model.palette has {len(self.palette)} colours but "
+                              f"transformer.vocab_size is {self.net.vocab_size}")
+        if self.prior_size ** 2 > self.net.block_size:
+            raise ConfigError(f"Model.prior_size {self.prior_size}: {self.prior_size ** 2} tokens "
+                              f"exceed transformer.block_size {self.net.block_size}")
+        self.top_k, self.temperature, self.sample_seed = top_k, float(temperature), sample_seed
+
+    def train_step(self, batch, step):
+        tokens, masks = batch["tokens"], batch["token_mask"]
+        with step.autocast():
+            _, loss = self.net(tokens, targets=tokens, masks=masks)
+        step.backward(loss)
+        schedule = step.schedulers.get("transformer")
+        if hasattr(schedule, "count"):  # TokenWarmupCosineLR: `tokens += (x >= 0).sum()`
+            schedule.count(tokens.size)
+        if not step.step("transformer"):
+            return None
+        return {"loss": float(loss)}
+
+    def sample(self, image, mask, n_samples=1, seed=None, logits_fn=None):
+        """Sampled token grids (n_samples, s*s) for one CHW image and its 1xHxW mask; `logits_fn`
+        (default: this dygraph transformer) may be an exported predictor
+        (ppir.models.ict_inference.PredictorLogits)."""
+        tokens, missing = prior_tokens(image, mask, self.palette, self.prior_size)
+        seed = self.sample_seed if seed is None else seed
+        if logits_fn is not None:
+            return sample_tokens(logits_fn, tokens, missing, n_samples, self.top_k,
+                                 self.temperature, seed)
+        was_training = self.net.training
+        try:  # paddle_logits_fn puts the network in eval mode
+            return sample_tokens(paddle_logits_fn(self.net), tokens, missing, n_samples,
+                                 self.top_k, self.temperature, seed)
+        finally:
+            if was_training:
+                self.net.train()
+
+    @paddle.no_grad()
+    def predict(self, inputs):
+        """The stage-1 completion of a 1x3xHxW `input` with its 1x1xHxW `mask` (1 = hole): the
+        sampled prior, bicubic-upsampled, in the holes; the known pixels kept."""
+        image, mask = inputs["input"].numpy()[0], inputs["mask"].numpy()[0]
+        tokens = self.sample(image, mask)[0]
+        prior = upsample_prior(tokens, self.palette, self.prior_size, image.shape[1:])
+        return paddle.to_tensor((image * (1 - mask) + prior * mask)[None])
+
+    def export_module(self):
+        return ICTLogits(self.net)
+
+    def io_spec(self):
+        """Not a standalone deployment: the sampling loop needs the upsampler too, and the graph
+        takes tokens, not images. tools/ict_export.py exports both stages together."""
+        raise ExportError("ICT's transformer is exported together with its upsampler: use "
+                          "tools/ict_export.py (see docs/models/ict.md)")
+
+
+def upsampler_input(images, masks, prior):
+    """The official 6-channel input: the image with its holes set to 1 (white), then the prior."""
+    return paddle.concat([images * (1 - masks) + masks, prior], axis=1)
+
+
+class ICTUpsample(nn.Layer):
+    """The exported upsampler: (image [0, 1], mask 1 = hole, prior [0, 1] at the image size) ->
+    the composite `image * (1 - M) + G(input) * M` in [0, 1]. H and W multiples of 4."""
+
+    def __init__(self, generator):
+        super().__init__()
+        self.generator = generator
+
+    def forward(self, image, mask, prior):
+        return image * (1 - mask) + self.generator(upsampler_input(image, mask, prior)) * mask
+
+
+_UPSAMPLER_NETWORKS = {"generator": {"name": "ICTUpsampler"},
+                       "discriminator": {"name": "MISFDiscriminator"}}
+
+
+@MODELS.register("ICTUpsamplerModel")
+class ICTUpsamplerModel(MISFModel):
+    """Stage 2 of ICT: `networks: {generator: ICTUpsampler, discriminator: MISFDiscriminator}`
+    (the EdgeConnect spectral-norm PatchGAN, the official `Discriminator(in_channels=3)`).
+
+    Losses as `Guided_Upsample/src/models.py` with config_template.yml weights (MISFModel's
+    terms): `L1(out, gt) / mean(M)`, perceptual 0.1 (VGG19 relu1_1..5_1), style 250 on
+    (out*M, gt*M), nsgan 0.1; D loss `(real + fake) / 2`. The update order is the official one,
+    the usual one: D steps first on (gt, detached out), then G against the updated D. G's
+    adversarial backward also reaches D, whose gradients are cleared before its next step.
+
+    Batches need `target`, `mask` (1 = hole) and `prior` (3xHxW [0, 1]; in training the degraded
+    ground truth of ppir.data.ict_data.ICTPriorDataset, at inference the transformer's sample).
+    """
+
+    size_multiple = 4
+
+    def __init__(self, networks=None, vgg_weights=None, l1_weight=1.0, perceptual_weight=0.1,
+                 style_weight=250.0, adversarial_weight=0.1, gan_type="nsgan", **layers):
+        super().__init__(networks or _UPSAMPLER_NETWORKS, vgg_weights, l1_weight,
+                         perceptual_weight, style_weight, adversarial_weight, gan_type, **layers)
+
+    def train_step(self, batch, step):
+        images, masks, prior = batch["target"], batch["mask"], batch["prior"]
+        gen, dis = self.networks["generator"], self.networks["discriminator"]
+        step.zero_grad("generator", "discriminator")
+        with step.autocast():
+            outputs = gen(upsampler_input(images, masks, prior))
+            dis_real, _ = dis(images)
+            dis_fake, _ = dis(outputs.detach())
+            dis_loss = (self.gan(dis_real, True, True) + self.gan(dis_fake, False, True)) / 2
+        step.backward(dis_loss)
+        dis_ok = step.step("discriminator")
+        with step.autocast():
+            gen_fake, _ = dis(outputs)
+            terms = self.generator_terms(outputs, images, masks, gen_fake)
+            gen_loss = sum(terms.values())
+        step.backward(gen_loss)
+        gen_ok = step.step("generator")
+        return self.logged(gen_ok and dis_ok, gen_loss, dis_loss, terms)
+
+    @paddle.no_grad()
+    def predict(self, inputs):
+        """The composite for NCHW `input`, `mask` (1 = hole) and `prior` of any size (reflect-padded
+        to a multiple of 4 and cropped back)."""
+        if "prior" not in inputs:
+            raise DataError("ICTUpsamplerModel.predict needs a `prior` (the transformer's sample, "
+                            "or ICTPriorDataset's degraded ground truth)")
+        stacked, hw = pad_to_multiple(
+            paddle.concat([inputs["input"], inputs["mask"], inputs["prior"]], axis=1),
+            self.size_multiple)
+        out = ICTUpsample(self.networks["generator"])(stacked[:, :3], stacked[:, 3:4], stacked[:, 4:])
+        return crop_back(out, hw)
+
+    def export_module(self):
+        return ICTUpsample(self.networks["generator"])
+
+    def io_spec(self):
+        spec = super().io_spec()
+        spec["inputs"].append({"name": "prior", "source": "prior", "channels": 3,
+                               "dtype": "float32", "value_range": [0.0, 1.0], "role": "image"})
+        spec.pop("pad_square", None)
+        return spec
