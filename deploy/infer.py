@@ -385,7 +385,14 @@ def choose_path(args, spec):
     if args.backend is not None or args.enable_mkldnn is not None or args.device != "cpu" \
             or args.precision != "fp32":
         backend = args.backend or "paddle"
-        return backend, True if args.enable_mkldnn is None else args.enable_mkldnn, "as requested"
+        onednn = True if args.enable_mkldnn is None else args.enable_mkldnn
+        failed = (spec.get("export") or {}).get("failed_paths") or {}
+        path = f"paddle_onednn_{'on' if onednn else 'off'}"
+        if backend == "paddle" and args.device == "cpu" and path in failed:
+            raise ExportError(f"this export's Paddle Inference path with oneDNN {'on' if onednn else 'off'} "
+                              f"did not match dygraph when it was exported ({failed[path]}); "
+                              f"run with --enable_mkldnn {not onednn}")
+        return backend, onednn, "as requested"
     measured = spec.get("default_path")
     if isinstance(measured, dict) and measured.get("backend") in ("paddle", "onnxruntime"):
         onnx_ok = measured["backend"] != "onnxruntime" or os.path.isfile(

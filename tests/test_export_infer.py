@@ -67,7 +67,10 @@ def export_tool():
 
 def test_default_path_is_the_fastest_measured_unless_flags_say_otherwise(tmp_path):
     """deploy/infer.py without performance flags runs the path export measured fastest; any flag
-    the user gives wins; an export without timings (or whose ONNX file is gone) uses oneDNN."""
+    the user gives wins; an export without timings (or whose ONNX file is gone) uses oneDNN; a
+    path that failed the export check is refused."""
+    from ppir.errors import ExportError
+
     import argparse
 
     infer = _load_script("ppir_deploy_infer", os.path.join(ROOT, "deploy", "infer.py"))
@@ -85,6 +88,12 @@ def test_default_path_is_the_fastest_measured_unless_flags_say_otherwise(tmp_pat
     assert infer.choose_path(args(), spec)[:2] == ("onnxruntime", False)
     assert infer.choose_path(args(enable_mkldnn=False), spec)[:2] == ("paddle", False)
     assert infer.choose_path(args(), {})[:2] == ("paddle", True)
+    # A path whose output disagreed with dygraph at export is refused by name, never run silently.
+    failed = {"default_path": {"backend": "paddle", "enable_mkldnn": False},
+              "export": {"failed_paths": {"paddle_onednn_on": "max abs diff 0.04 > 1e-05"}}}
+    assert infer.choose_path(args(), failed)[:2] == ("paddle", False)
+    with pytest.raises(ExportError, match="oneDNN on did not match dygraph.*--enable_mkldnn False"):
+        infer.choose_path(args(enable_mkldnn=True), failed)
 
 
 def test_export_writes_a_self_describing_directory(exported):

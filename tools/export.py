@@ -267,13 +267,22 @@ def main(argv=None):
         draft = {**build_spec(cfg, model, args, None, {}, None), "onnx_file": None}
         with open(os.path.join(tmp_dir, io.SPEC_FILE), "w", encoding="utf-8") as f:
             yaml.safe_dump(draft, f, sort_keys=False)
-        checks, predictors = {}, {}
+        # A CPU path that disagrees with dygraph is recorded and never offered (deploy/infer.py
+        # refuses it by name); the export fails only when no Paddle Inference path agrees.
+        checks, predictors, failed = {}, {}, {}
         for onednn in (True, False):
             predictor = Predictor(tmp_dir, device="cpu", enable_mkldnn=onednn)
             what = f"Paddle Inference (CPU, oneDNN {'on' if onednn else 'off'})"
-            checks[f"paddle_inference_onednn_{'on' if onednn else 'off'}"] = compare(
-                predictor.run, inputs, references, args.atol, what)
-            predictors[f"paddle_onednn_{'on' if onednn else 'off'}"] = predictor
+            path = f"paddle_onednn_{'on' if onednn else 'off'}"
+            try:
+                checks[f"paddle_inference_onednn_{'on' if onednn else 'off'}"] = compare(
+                    predictor.run, inputs, references, args.atol, what)
+                predictors[path] = predictor
+            except ExportError as exc:
+                failed[path] = str(exc)
+                print(f"warning: {exc}; deploy/infer.py will refuse this path", file=sys.stderr)
+        if not predictors:
+            raise ExportError(next(iter(failed.values())))
         output_name = predictor.predictor.get_output_names()[0]
         opset = None
         if args.onnx:
@@ -287,13 +296,17 @@ def main(argv=None):
         if not args.no_tune:
             x = check_inputs(io_spec, sizes=(TUNE_SIZE,))[0]
             timings = time_paths(predictors, x)
-            tuning = {"size": list(x.shape[2:]), "threads": predictors["paddle_onednn_on"].cpu_threads,
+            tuning = {"size": list(x.shape[2:]), "threads": next(iter(predictors.values())).cpu_threads,
                       "median_ms": timings, "default_path": fastest_path(timings)}
         spec = build_spec(cfg, model, args, output_name, {k: float(f"{v:.3g}") for k, v in checks.items()},
                           opset)
         if tuning:
             spec["default_path"] = {k: v for k, v in tuning["default_path"].items() if k != "measured"}
             spec["export"]["cpu_paths"] = {k: v for k, v in tuning.items() if k != "default_path"}
+        elif failed:  # untimed: the first path that agrees with dygraph
+            spec["default_path"] = dict(PATHS[next(iter(predictors))])
+        if failed:
+            spec["export"]["failed_paths"] = failed
         with open(os.path.join(tmp_dir, io.SPEC_FILE), "w", encoding="utf-8") as f:
             f.write("# Written by tools/export.py; deploy/infer.py reads only this directory.\n")
             yaml.safe_dump(spec, f, sort_keys=False, default_flow_style=None)
