@@ -130,7 +130,7 @@ def compare(run, inputs, references, atol, what):
         diff = float(np.abs(out.astype(np.float64) - ref).max())
         if not diff <= atol:  # also catches NaN
             raise ExportError(f"{what} differs from dygraph: max abs diff {diff:.3g} > {atol:g} "
-                              f"on input {list(x.shape)}; the export was not written")
+                              f"on input {list(x.shape)}")
         worst = max(worst, diff)
     return worst
 
@@ -287,7 +287,7 @@ def main(argv=None):
                 failed[path] = str(exc)
                 print(f"warning: {exc}; deploy/infer.py will refuse this path", file=sys.stderr)
         if not predictors:
-            raise ExportError(next(iter(failed.values())))
+            raise ExportError(f"{next(iter(failed.values()))}; the export was not written")
         output_name = predictor.predictor.get_output_names()[0]
         opset = None
         if args.onnx:
