@@ -37,7 +37,7 @@ def _paddle_version():
 
 
 def onednn_passes_to_delete(version):
-    """IR passes to delete under oneDNN for this Paddle version (reference/paddle_cpu.md §3).
+    """IR passes to delete under oneDNN for this Paddle version (measured on CPU builds 3.0-3.3).
 
     Paddle 3.3.x (measured on 3.3.1): with PIR + oneDNN, any interpolate (MIRNetV2's and
     MIMO-UNet's resampling) fails at run() (ConvertPirAttribute2RuntimeAttribute,

@@ -31,8 +31,7 @@ class _FeatureLoss(nn.Layer):
             raise ConfigError(f"{type(self).__name__}: {len(self.layers)} layers but "
                               f"{len(self.weights)} weights")
 
-    def term(self, fx, fy):
-        raise NotImplementedError
+    # Subclasses define `term(fx, fy)`: the loss between two feature maps of one layer.
 
     def forward(self, feats_x, feats_y):
         total = 0.0

@@ -1,7 +1,7 @@
 """An in-house stand-in for AutoLog (`auto_log.AutoLogger`), which is not installable from PyPI.
 
 TIPC's benchmark tooling reads the block AutoLog prints, so `AutoLogger.report()` reproduces it
-line for line (`reference/tipc.md` §5): the same six sections with the same dash counts, the same
+line for line (LDOUBLEV/AutoLog 1.2.0, `auto_log/autolog.py`): the same six sections with the same dash counts, the same
 keys, times as mean milliseconds rounded to 4 places, each line formatted
 `[%Y/%m/%d %H:%M:%S] root INFO: <message>`. Differences, all deliberate:
 - it never calls `sys.exit` (AutoLog's HEAD does, which kills whatever follows the report);
