@@ -84,3 +84,24 @@ class TaskModel(abc.ABC):
         Each input is taken from the host sample's `source` array (`input`: the masked or degraded
         image in [0, 1]; `mask`: 1 on holes; or what a host step added), mapped linearly from
         [0, 1] to `value_range`, and a mask with `mask_convention: 1 = known` is inverted."""
+
+
+def graph_input(name, channels, role="image", value_range=(0.0, 1.0), source=None, **extra):
+    """One entry of io_spec()["inputs"] (float32, fed from the host sample's `source` array,
+    which defaults to the input's name)."""
+    return dict({"name": name, "source": source or name, "channels": channels, "dtype": "float32",
+                 "value_range": list(value_range), "role": role}, **extra)
+
+
+def inpainting_io_spec(inputs, output_range, pad_multiple, pad_mode, host_steps=()):
+    """io_spec() of an inpainting model whose exported graph returns the composited image."""
+    return {
+        "task": "inpainting",
+        "layout": "NCHW",
+        "color_order": "RGB",
+        "inputs": list(inputs),
+        "host_steps": [dict(step) for step in host_steps],
+        "output": {"channels": 3, "value_range": list(output_range), "composite": True},
+        "pad_multiple": pad_multiple,
+        "pad_mode": pad_mode,
+    }

@@ -31,7 +31,7 @@ from ppir.losses.perceptual import PerceptualLoss, StyleLoss
 from ppir.metrics.inpainting import composite_with_hole_mask
 from ppir.models import MODELS
 from ppir.models.archs.ctsdg_arch import freeze_batchnorm_stats
-from ppir.models.base_model import TaskModel
+from ppir.models.base_model import TaskModel, graph_input, inpainting_io_spec
 from ppir.utils.tiling import crop_back, pad_to_multiple
 
 # options/train_options.py
@@ -217,20 +217,9 @@ class CTSDGModel(TaskModel):
         return CTSDGInference(self.networks["generator"])
 
     def io_spec(self):
-        return {
-            "task": "inpainting",
-            "layout": "NCHW",
-            "color_order": "RGB",
-            "inputs": [
-                {"name": "image", "source": "input", "channels": 3, "dtype": "float32",
-                 "value_range": [-1.0, 1.0], "role": "image"},
-                {"name": "edge", "source": "edge", "channels": 2, "dtype": "float32",
-                 "value_range": [0.0, 1.0], "role": "edge"},
-                {"name": "mask", "source": "mask", "channels": 1, "dtype": "float32",
-                 "value_range": [0.0, 1.0], "role": "mask", "mask_convention": "1 = known"},
-            ],
-            "host_steps": [dict(self.edges)],
-            "output": {"channels": 3, "value_range": [-1.0, 1.0], "composite": True},
-            "pad_multiple": self.size_multiple,
-            "pad_mode": "reflect",
-        }
+        return inpainting_io_spec(
+            [graph_input("image", 3, value_range=(-1.0, 1.0), source="input"),
+             graph_input("edge", 2, role="edge"),
+             graph_input("mask", 1, role="mask", mask_convention="1 = known")],
+            output_range=(-1.0, 1.0), pad_multiple=self.size_multiple, pad_mode="reflect",
+            host_steps=[self.edges])

@@ -16,7 +16,7 @@ import paddle.nn as nn
 from ppir.data.ict_data import prior_tokens, resolve_palette, upsample_prior
 from ppir.errors import ConfigError, DataError, ExportError
 from ppir.models import MODELS
-from ppir.models.base_model import TaskModel
+from ppir.models.base_model import TaskModel, graph_input
 from ppir.models.ict_inference import ICTLogits
 from ppir.models.ict_sampling import paddle_logits_fn, sample_tokens
 from ppir.models.misf_model import MISFModel
@@ -185,7 +185,6 @@ class ICTUpsamplerModel(MISFModel):
 
     def io_spec(self):
         spec = super().io_spec()
-        spec["inputs"].append({"name": "prior", "source": "prior", "channels": 3,
-                               "dtype": "float32", "value_range": [0.0, 1.0], "role": "image"})
+        spec["inputs"].append(graph_input("prior", 3))
         spec.pop("pad_square", None)
         return spec

@@ -32,7 +32,7 @@ from ppir.losses.gan_loss import GANLoss
 from ppir.losses.perceptual import PerceptualLoss, StyleLoss
 from ppir.models import MODELS
 from ppir.models.archs.misf_arch import misf_input
-from ppir.models.base_model import TaskModel
+from ppir.models.base_model import TaskModel, graph_input, inpainting_io_spec
 from ppir.utils.tiling import crop_back, pad_to_multiple
 
 UPDATE_ORDERS = ("official", "standard")
@@ -170,18 +170,7 @@ class MISFModel(TaskModel):
         return MISFInpaint(self.networks["generator"])
 
     def io_spec(self):
-        return {
-            "task": "inpainting",
-            "layout": "NCHW",
-            "color_order": "RGB",
-            "inputs": [
-                {"name": "image", "source": "input", "channels": 3, "dtype": "float32",
-                 "value_range": [0.0, 1.0], "role": "image"},
-                {"name": "mask", "source": "mask", "channels": 1, "dtype": "float32",
-                 "value_range": [0.0, 1.0], "role": "mask", "mask_convention": "1 = hole"},
-            ],
-            "host_steps": [],
-            "output": {"channels": 3, "value_range": [0.0, 1.0], "composite": True},
-            "pad_multiple": self.size_multiple,
-            "pad_mode": "replicate",
-        }
+        return inpainting_io_spec(
+            [graph_input("image", 3, source="input"),
+             graph_input("mask", 1, role="mask", mask_convention="1 = hole")],
+            output_range=(0.0, 1.0), pad_multiple=self.size_multiple, pad_mode="replicate")
