@@ -115,15 +115,18 @@ KEYS = {2: "python", 3: "gpu_list", 10: "train_model_name", 11: "train_infer_img
         29: "norm_export", 30: "quant_export", 31: "fpgm_export", 32: "distill_export", 33: "export1",
         34: "export2", 35: "inference_dir", 36: "train_model", 37: "infer_export", 38: "infer_quant",
         39: "inference", 40: "--device", 41: "--enable_mkldnn", 42: "--cpu_threads", 43: "--batch_size",
-        44: "--use_tensorrt", 45: "--precision", 46: "--model_dir", 47: "--input", 48: "--output",
+        44: "--use_tensorrt", 45: "--precision", 46: "--model_dir", 47: "--input",
         49: "--benchmark"}
 
 
 def test_configs_exist():
-    """Every model with a TIPC chain has the four training configs under their TIPC names (GPU,
-    CPU, AMP, multi-node) and the paddle2onnx config."""
+    """Every restoration model has the four training configs under their TIPC names (GPU, CPU,
+    AMP, multi-node) and the paddle2onnx config; the inpainting models the GPU and CPU ones."""
     for model in ("mirnetv2", "mimounet", "mimounetplus"):
         for name in VARIANTS + ("model_linux_gpu_normal_normal_paddle2onnx_python_linux_cpu.txt",):
+            assert os.path.isfile(os.path.join(ROOT, "test_tipc", "configs", model, name)), (model, name)
+    for model in ("ctsdg", "misf"):
+        for name in ("train_infer_python.txt", CPU_CONFIG):
             assert os.path.isfile(os.path.join(ROOT, "test_tipc", "configs", model, name)), (model, name)
 
 
@@ -154,12 +157,17 @@ def test_config_parses_to_the_51_slots(config):
         assert line.count(":") <= 1 or line.startswith("==="), f"':' inside a value is cut: {line}"
     # Read as the reference harness reads them: line 12 one plain value, the export written to
     # --save_dir itself (line 36 null), line 37 a checkpoint dir (weights and export dir at once),
-    # and the save-log slot left null (the reference never fills it).
+    # and the save-log slot left null (the reference configs never fill it).
     assert "=" not in lines[11] and "|" not in lines[11], "line 12 is one plain path"
     assert lines[27] == "--save_dir:./output/" and lines[28] == "Global.pretrained_model:"
     assert lines[35] == "inference_dir:null"
     assert not lines[36].endswith(".pdparams") and lines[36].startswith("train_model:./test_tipc/weights/")
-    assert lines[48] == "--output:null"
+    if lines[50].startswith("--mask:"):
+        # Inpainting: line 51 passes the mask, so the save-log slot passes the ground truth (the
+        # folder of the unmasked input image) that deploy/infer.py scores against.
+        assert lines[48] == "--gt:" + os.path.dirname(lines[47].split(":", 1)[1])
+    else:
+        assert lines[48] == "--output:null"
 
 
 @pytest.mark.parametrize("config", CONFIGS, ids=config_id)
