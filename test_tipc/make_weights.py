@@ -39,7 +39,8 @@ def main(argv=None):
     paddle.save(model.net.state_dict(), os.path.join(args.save_dir, WEIGHTS))
     with open(os.path.join(args.save_dir, COMPLETE), "w") as f:
         f.write("0\n")
-    print(f"wrote seeded {cfg['Model']['network']['name']} weights (seed {cfg['Global']['seed']}) "
+    spec = cfg["Model"].get("network") or cfg["Model"]["networks"][model.primary]  # multi-network: the primary
+    print(f"wrote seeded {spec['name']} weights (seed {cfg['Global']['seed']}) "
           f"to {args.save_dir}")
     return 0
 

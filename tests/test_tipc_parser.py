@@ -503,9 +503,11 @@ def test_tipc_amp_switches_override_the_amp_section():
     assert amp_settings(load_config(cfg, ["AMP.enable=True", "Global.use_amp=False"]))[0] is False
 
 
-def test_make_weights_writes_a_loadable_seeded_checkpoint(tmp_path):
+@pytest.mark.parametrize("demo", ["mimounet_demo.yml", "misf_demo.yml"])
+def test_make_weights_writes_a_loadable_seeded_checkpoint(tmp_path, demo):
     """make_weights.py (prepare.sh's whole_infer weights) writes model.pdparams + COMPLETE, a dir
-    that `Global.pretrained_model` loads, and the same config seed gives identical weights."""
+    that `Global.pretrained_model` loads, and the same config seed gives identical weights; a
+    multi-network config (MISF: generator + discriminator) writes its primary network."""
     import numpy as np
     import paddle
 
@@ -513,7 +515,7 @@ def test_make_weights_writes_a_loadable_seeded_checkpoint(tmp_path):
     from ppir.engine.checkpoint import load_weights
     from ppir.models import build_model
 
-    cfg = os.path.join(ROOT, "configs", "demo", "mimounet_demo.yml")
+    cfg = os.path.join(ROOT, "configs", "demo", demo)
     dirs = [tmp_path / "a", tmp_path / "b"]
     for d in dirs:
         result = subprocess.run([sys.executable, "test_tipc/make_weights.py", "-c", cfg, "--save_dir", str(d)],
