@@ -462,12 +462,15 @@ def test_compare_results_tolerance_and_image_set(tmp_path):
 
 
 def test_stored_results_cover_every_model():
-    """Each model has stored fp32 whole_infer scores for the images of its CPU config's data."""
-    for model in ("mirnetv2", "mimounet", "mimounetplus"):
+    """Each model has stored fp32 whole_infer scores for the images of its CPU config's data (the
+    inpainting configs infer one image with one mask, scored with the inpainting metrics)."""
+    expected = {"mirnetv2": (6, {"psnr", "ssim"}), "mimounet": (6, {"psnr", "ssim"}),
+                "mimounetplus": (6, {"psnr", "ssim"}), "misf": (1, {"psnr", "ssim", "l1"})}
+    for model, (count, metrics) in expected.items():
         path = os.path.join(ROOT, "test_tipc", "results", f"python_{model}_results_fp32.txt")
         with open(path) as f:
             rows = [line.split("\t") for line in f.read().splitlines()]
-        assert len(rows) >= 6 and all(set(__import__("json").loads(r[1])) == {"psnr", "ssim"} for r in rows)
+        assert len(rows) >= count and all(set(__import__("json").loads(r[1])) == metrics for r in rows)
 
 
 def test_benchmark_analysis_record(tmp_path):
