@@ -1,4 +1,5 @@
 """FID: the Inception port and the distance against pytorch-fid 0.3.0, on seeded weights."""
+import json
 import os
 
 import numpy as np
@@ -12,6 +13,7 @@ from ppir.metrics import fid as fid_module
 from ppir.metrics.fid import (FIDSet, activation_statistics, frechet_distance,
                               inception_features)
 from ppir.metrics.fid_inception import FIDInceptionV3
+from ppir.metrics.inpainting import write_table_json
 from ppir.models.convert import convert_state_dict
 
 FIXTURE = os.path.join(os.path.dirname(__file__), "fixtures", "fid_seeded.npz")
@@ -185,6 +187,27 @@ def test_evaluator_reports_fid_overall_and_per_group(tmp_path, seeded_state):
     assert scores["fid"] == evaluator.table["all"]["fid"]
     assert scores["fid"] < evaluator.input_scores()["fid"]
     assert evaluator.run(progress=False)["fid"] == pytest.approx(scores["fid"], rel=1e-9)
+
+
+def test_group_of_one_image_has_nan_fid(tmp_path):
+    """A group with a single image has no covariance: its FID is NaN (written as "nan" in the
+    JSON table) while the other groups and 'all' are scored; `reset` empties the set."""
+    class Features:  # stands in for the Inception: the image's channel means as features
+        def __call__(self, x, dims):
+            return x.mean(axis=[2, 3])
+
+    fids = FIDSet(Features(), dims=3)
+    rng = np.random.default_rng(0)
+    for group in ["a", "a", "a", "b"]:
+        gt = rng.uniform(0, 1, (8, 8, 3))
+        fids.add(np.clip(gt + 0.1, 0, 1), gt, group)
+    values = fids.compute()
+    assert list(values) == ["a", "b", "all"] and np.isnan(values["b"])
+    assert values["a"] > 0 and values["all"] > 0
+    path = write_table_json(str(tmp_path / "t.json"), {g: {"fid": v} for g, v in values.items()})
+    assert json.load(open(path))["b"]["fid"] == "nan"
+    fids.reset()
+    assert np.isnan(fids.compute()["all"])
 
 
 def test_missing_weights_and_bad_options_fail_in_one_line(tmp_path):
