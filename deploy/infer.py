@@ -440,9 +440,13 @@ def input_pixels(paths, tile, multiple):
 
 
 def build_metrics(spec):
-    from ppir.metrics import build_metrics as build
+    from ppir.metrics import METRICS, build_metrics as build
 
-    return build(spec.get("metrics") or [{"name": "PSNR"}, {"name": "SSIM"}], where="inference.yml metrics")
+    cfgs = spec.get("metrics") or [{"name": "PSNR"}, {"name": "SSIM"}]
+    # A set metric (FID) scores a whole evaluation set, not one image: tools/eval.py reports it.
+    cfgs = [c for c in cfgs if not (isinstance(c, dict) and c.get("name") in METRICS
+                                    and getattr(METRICS.get(c["name"]), "per_set", False))]
+    return build(cfgs, where="inference.yml metrics")
 
 
 # Paddle raises MemoryError for a failed host allocation; onnxruntime and some Paddle paths raise
