@@ -8,13 +8,13 @@ optional PyTorch reference, per input size.
 
 Steps: the config's model is built with seeded random weights (official weights are not needed
 for timing) and exported by `tools/export.py --onnx`, which checks every CPU path against dygraph
-and records the fastest at 256x256 as `default_path` in inference.yml. Then, for each --size, the
+and records the fastest at 256x256 and at 1280x720 in inference.yml. Then, for each --size, the
 input (scikit-image's astronaut photo cropped or resized to the size, plus for inpainting models
 a seeded free-form mask with 30-40 % holes) goes through `deploy/infer.py`'s own preparation
 (host steps, padding to the model's multiple, cropping back) on each path: Paddle Inference with
 oneDNN on and off, and onnxruntime, all with the thread count deploy/infer.py uses by default.
 The table gives each path's median and its ratio to the fastest path; "default" marks the path
-`deploy/infer.py` runs without performance flags.
+`deploy/infer.py` runs for that size without performance flags.
 
 `--torch module:Class` times the official PyTorch network's eager forward (`torch.no_grad()`,
 `torch.set_num_threads` equal to the Paddle thread count) on the same arrays, in a separate
@@ -36,13 +36,13 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # for `deploy`, `tools`
 
 import numpy as np
 
 import ppir  # noqa: F401  (thread and log defaults before paddle is imported)
+from benchmark.common import machine_info, photo, timed
 from ppir.errors import ConfigError, run_cli
 
 PATHS = ("paddle_onednn_on", "paddle_onednn_off", "onnxruntime")
@@ -82,21 +82,6 @@ def parse_args(argv):
     return parser.parse_args(argv)
 
 
-def photo(width, height):
-    """HWC float32 [0, 1]: the centre crop of skimage's astronaut, resized up when the size is larger."""
-    import cv2
-    from skimage import data
-
-    img = data.astronaut()
-    h, w = img.shape[:2]
-    if width > w or height > h:
-        scale = max(width / w, height / h)
-        img = cv2.resize(img, (int(np.ceil(w * scale)), int(np.ceil(h * scale))), interpolation=cv2.INTER_CUBIC)
-        h, w = img.shape[:2]
-    top, left = (h - height) // 2, (w - width) // 2
-    return np.ascontiguousarray(img[top:top + height, left:left + width], dtype=np.float32) / 255.0
-
-
 def deploy_input(spec, width, height, seed=0):
     """The 1xCxHxW array deploy/infer.py builds for one photo (and mask) of this size."""
     from ppir.data.masks import generate_mask
@@ -107,13 +92,7 @@ def deploy_input(spec, width, height, seed=0):
 
 
 def median_seconds(fn, x, repeat, warmup):
-    for _ in range(warmup):
-        fn(x)
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn(x)
-        times.append(time.perf_counter() - start)
+    _, times = timed(fn, x, repeat, warmup)
     return statistics.median(times), min(times)
 
 
@@ -144,12 +123,18 @@ def conv_linear_flops(layer, inputs):
 
 
 def export_model(args, folder):
+    """tools/export.py with ONNX; without it when onnxruntime cannot run the converted model."""
+    from ppir.errors import ExportError
     from tools import export
 
-    argv = ["-c", args.config, "--save_dir", folder, "--onnx", "--allow_random"]
-    if args.override:
-        argv += ["-o", *args.override]
-    export.main(argv)
+    argv = ["-c", args.config, "--save_dir", folder, "--allow_random"] + (["-o", *args.override] if args.override else [])
+    try:
+        export.main(argv + ["--onnx"])
+    except ExportError as exc:
+        if "onnxruntime" not in str(exc):
+            raise
+        print(f"warning: {exc}; timing the Paddle Inference paths only", file=sys.stderr)
+        export.main(argv)
 
 
 def padded(x, multiple):
@@ -200,18 +185,6 @@ def torch_worker(args):
     return 0
 
 
-def machine_line():
-    import onnxruntime
-    import paddle
-
-    cpu = "unknown CPU"
-    if os.path.exists("/proc/cpuinfo"):
-        with open("/proc/cpuinfo") as f:
-            names = [line.split(":", 1)[1].strip() for line in f if line.startswith("model name")]
-        cpu = names[0] if names else cpu
-    return f"{cpu}, {len(os.sched_getaffinity(0))} cores; paddlepaddle {paddle.__version__}, onnxruntime {onnxruntime.__version__}"
-
-
 def main(argv=None):
     args = parse_args(argv)
     if args.torch_worker:
@@ -231,9 +204,15 @@ def main(argv=None):
             export_model(args, folder)
         spec = io.load_spec(folder)
         multiple = int(spec["pad_multiple"] or 1)
-        backend, onednn, _ = choose_path(argparse.Namespace(backend=None, enable_mkldnn=None, device="cpu",
-                                                            precision="fp32", model_dir=folder), spec)
-        default = "onnxruntime" if backend == "onnxruntime" else f"paddle_onednn_{'on' if onednn else 'off'}"
+        flags = argparse.Namespace(backend=None, enable_mkldnn=None, device="cpu", precision="fp32", model_dir=folder)
+
+        def default_path(width, height):  # what deploy/infer.py runs for this size without flags
+            h, w = (-(-v // multiple) * multiple for v in (height, width))
+            if args.tile:
+                h, w = min(args.tile, h), min(args.tile, w)
+            backend, onednn, _ = choose_path(flags, spec, h * w)
+            return "onnxruntime" if backend == "onnxruntime" else f"paddle_onednn_{'on' if onednn else 'off'}"
+
         failed = (spec.get("export") or {}).get("failed_paths") or {}
         inputs = {s: deploy_input(spec, *s) for s in sizes}
 
@@ -248,10 +227,11 @@ def main(argv=None):
         flops_256 = conv_linear_flops(layer, split_inputs(base, spec))
         del model, layer
 
+        defaults = {size: default_path(*size) for size in sizes}
         rows = {s: {} for s in sizes}
         threads = None
         for path in args.paths:
-            if path in failed:
+            if path in failed or (path == "onnxruntime" and not spec.get("onnx_file")):
                 continue
             predictor = Predictor(folder, backend="onnxruntime") if path == "onnxruntime" else \
                 Predictor(folder, enable_mkldnn=path == "paddle_onednn_on")
@@ -261,7 +241,6 @@ def main(argv=None):
                     else (lambda a: predictor.run(padded(a, multiple)))
                 rows[size][path] = median_seconds(run, x, args.repeat, args.warmup)
                 print(f"  {size[0]}x{size[1]} {path}: {rows[size][path][0]:.3f} s", file=sys.stderr, flush=True)
-            del predictor
         if args.torch:
             arrays_file = os.path.join(tmp, "arrays.npz")
             names = [item["name"] for item in spec["inputs"]]
@@ -281,7 +260,7 @@ def main(argv=None):
             for key, value in torch_times(args, arrays_file, threads).items():
                 rows[tuple(int(v) for v in key.split("x"))]["torch"] = tuple(value)
     load_after = os.getloadavg()
-    text = report(args, spec, rows, default, failed, flops_256, threads, load_before, load_after, argv)
+    text = report(args, spec, rows, defaults, failed, flops_256, threads, load_before, load_after, argv)
     print(text)
     if args.out:
         with open(args.out, "w", encoding="utf-8") as f:
@@ -289,10 +268,10 @@ def main(argv=None):
     return 0
 
 
-def report(args, spec, rows, default, failed, flops_256, threads, load_before, load_after, argv):
+def report(args, spec, rows, defaults, failed, flops_256, threads, load_before, load_after, argv):
     command = " ".join(argv if argv is not None else sys.argv[1:])
     lines = [f"### {spec['model_name']} ({args.config})", "",
-             f"Machine: {machine_line()}; {threads} threads. Load average before "
+             f"Machine: {machine_info()}; {threads} Paddle/onnxruntime threads. Load average before "
              f"{', '.join(f'{v:.2f}' for v in load_before)}, after {', '.join(f'{v:.2f}' for v in load_after)}.",
              f"Command: `python benchmark/bench_deploy.py {command}`", ""]
     if failed:
@@ -306,7 +285,7 @@ def report(args, spec, rows, default, failed, flops_256, threads, load_before, l
         pixels = (-(-h // multiple) * multiple) * (-(-w // multiple) * multiple)
         flops = flops_256 * pixels / (256 * 256 if multiple <= 256 else multiple * multiple)
         for path, (med, low) in entries.items():
-            label = LABELS[path] + (" (default)" if path == default else "")
+            label = LABELS[path] + (" (default)" if path == defaults[(w, h)] else "")
             torch_ratio = f"{med / entries['torch'][0]:.2f}" if "torch" in entries else "–"
             lines.append(f"| {w}x{h} | {label} | {med:.3f} | {low:.3f} | "
                          f"{'–' if path == 'torch' else f'{med / fastest:.2f}'} | {torch_ratio} | {flops / med / 1e9:.1f} |")

@@ -43,14 +43,16 @@ def parse_args(argv):
     parser.add_argument("--opset", type=int, default=13, help="ONNX opset (default 13)")
     parser.add_argument("--atol", type=float, default=DEFAULT_ATOL,
                         help=f"max abs difference allowed against dygraph (default {DEFAULT_ATOL})")
-    parser.add_argument("--tune_sizes", default=",".join(f"{w}x{h}" for h, w in TUNE_SIZES), metavar="WxH,...",
-                        help="input sizes the CPU paths are timed on, smallest first (default %(default)s)")
+    parser.add_argument("--tune_sizes", default=None, metavar="WxH,...",
+                        help="input sizes the CPU paths are timed on (default: the model's, 256x256,1280x720 "
+                             "for restoration and 256x256,512x512 for inpainting)")
     parser.add_argument("--no_tune", action="store_true",
                         help="skip timing the CPU paths (deploy/infer.py then defaults to oneDNN)")
     parser.add_argument("--allow_random", action="store_true",
                         help="export untrained (seeded random) weights when Global.pretrained_model is unset")
     args = parser.parse_args(argv)
-    args.tune_sizes = parse_sizes(args.tune_sizes)
+    if args.tune_sizes is not None:
+        args.tune_sizes = parse_sizes(args.tune_sizes)
     return args
 
 
@@ -95,10 +97,10 @@ def check_inputs(spec, seed=0, sizes=None):
     return inputs
 
 
-# (H, W) inputs the CPU paths are timed on. The fastest path can change with the size: the
-# demo-width MIRNetV2 runs 256x256 fastest with oneDNN but 1280x720 2.4x faster with onnxruntime
-# (docs/benchmark.md), so deploy/infer.py picks the timing nearest to the image it runs.
-TUNE_SIZES = ((256, 256), (720, 1280))
+# The (H, W) inputs the CPU paths are timed on come from the task model (`tune_sizes`). The
+# fastest path can change with the size: the demo-width MIRNetV2 runs 1280x720 2x faster with
+# onnxruntime than with oneDNN (docs/benchmark.md), so deploy/infer.py picks the timing nearest
+# to the image it runs.
 TUNE_RUNS = 3
 LARGE_SIZE_RUNS = 1  # after one warm-up: a 1280x720 run of a full-width model takes seconds
 CANDIDATE_FACTOR = 2.0  # at a larger size, time only paths within this factor of the fastest so far
@@ -275,7 +277,7 @@ def main(argv=None):
     check_save_dir(args.save_dir, weights, args.config)
     import paddle
 
-    from deploy.infer import Predictor
+    from deploy.infer import Predictor, short_reason
     from ppir.engine.checkpoint import load_weights
     from ppir.models import build_model
 
@@ -333,10 +335,16 @@ def main(argv=None):
             opset = save_onnx(tmp_dir, model_file, params_file, args.opset)
             with open(os.path.join(tmp_dir, io.SPEC_FILE), "w", encoding="utf-8") as f:
                 yaml.safe_dump({**draft, "onnx_file": io.ONNX_FILE}, f, sort_keys=False)
-            predictor = Predictor(tmp_dir, backend="onnxruntime")
-            checks["onnxruntime"] = compare(predictor.run, inputs, references, args.atol, "onnxruntime")
+            try:
+                predictor = Predictor(tmp_dir, backend="onnxruntime")
+                checks["onnxruntime"] = compare(predictor.run, inputs, references, args.atol, "onnxruntime")
+            except ExportError:
+                raise
+            except Exception as exc:  # e.g. MISF: a Tile node paddle2onnx 2.1 writes fails in onnxruntime
+                raise ExportError(f"onnxruntime cannot run the paddle2onnx model ({short_reason(exc)}); "
+                                  f"export without --onnx") from None
             predictors["onnxruntime"] = predictor
-        tuning = None if args.no_tune else tune_paths(predictors, io_spec, args.tune_sizes)
+        tuning = None if args.no_tune else tune_paths(predictors, io_spec, args.tune_sizes or model.tune_sizes)
         spec = build_spec(cfg, model, args, output_name, {k: float(f"{v:.3g}") for k, v in checks.items()},
                           opset)
         if tuning:
