@@ -65,13 +65,16 @@ def test_raster_order_one_forward_per_missing_position():
 
 def test_each_row_follows_its_own_mask():
     """With per-row masks (unlike the official mask[0, i]), a position known in one row is kept
-    there while it is sampled in the other row."""
+    there while it is sampled in the other row, and each forward holds only the row sampled."""
     tokens = np.array([[7, 8, 9, 10], [7, 8, 9, 10]])
     masks = np.array([[0, 0, 1, 0], [0, 1, 0, 0]], np.float32)
     logits = np.full((4, V), -10.0, np.float32)
     logits[:, 3] = 10.0  # token 3 dominates at every position
-    out = sample_tokens(RecordingLogits(logits), tokens, masks, top_k=1, seed=0)
+    fake = RecordingLogits(logits)
+    out = sample_tokens(fake, tokens, masks, top_k=1, seed=0)
     np.testing.assert_array_equal(out, [[7, 8, 3, 10], [7, 3, 9, 10]])
+    np.testing.assert_array_equal(fake.calls[0], masks[1:])  # position 1: the second row only
+    np.testing.assert_array_equal(fake.calls[1], [[0, 0, 1, 0]])
 
 
 def test_top_k_is_respected():

@@ -1,24 +1,33 @@
-"""ICT outside dygraph: the exported graphs of both stages, Paddle Inference predictors, and the
-host-side completion loop that tools/ict_inpaint.py and deploy/infer.py share.
+"""ICT outside dygraph: the exported graphs of both stages, their predictors (Paddle Inference,
+onnxruntime), and the host-side completion loop that tools/ict_inpaint.py and deploy/infer.py
+share.
 
 Sampling (ppir.models.ict_sampling.sample_tokens) runs one transformer forward per missing token
-(about 410 for a 40 % hole at 32 x 32), so the forward is the user's wait. The fast path:
+(about 410 for a 40 % hole at 32 x 32) and reads the logits at that one position, so the
+forward is the user's wait. The fast path:
 
-* `ICTLogits` is the exported graph: int64 tokens [B, T] and float32 masks [B, T] (1 = missing)
-  in, logits [B, T, V] out; the sampling loop stays in shared numpy code;
-* `save_logits_graph` writes it with `paddle.jit.save` (dynamic batch and length);
-* `PredictorLogits` runs it with Paddle Inference (CPU: oneDNN fp32 with the IR passes that fuse
-  the projections, layer norms and attention; GPU: plain CUDA). Every step has the same shapes, so
-  the predictor's prepared kernels and buffers are reused from one step to the next.
+* `ICTRowLogits` is the exported graph: int64 tokens [B, T], float32 masks [B, T] (1 = missing)
+  and int64 positions [P] in, the logits at those positions [B, P, V] out
+  (`ICTTransformer.logits_at`: the last block's query, attention, projection and MLP, the final
+  LayerNorm and the head run at those positions only); `ICTLogits` is the full-length graph;
+* `save_logits_graph` writes it with `paddle.jit.save` (dynamic batch, length and positions),
+  `save_logits_onnx` converts it with paddle2onnx;
+* `PredictorLogits` runs it with Paddle Inference (CPU: oneDNN or not; GPU: plain CUDA),
+  `OnnxLogits` with onnxruntime (CPU, all graph optimisations). Every step has the same shapes,
+  so prepared kernels and buffers are reused from one step to the next;
+* `measure_logits_paths` checks every CPU path against dygraph and times one sampling step on
+  each; the export records the fastest as the default of deploy/infer.py.
 
 Every step changes one token and, through bidirectional attention, every activation of every
-layer after the first, so no exact caching of activations between steps is possible. bf16 is
-not offered: it changes the logits, hence the sampled distribution.
+layer after the first, so no activation can be reused from step to step beyond the first
+layer's projections of the unchanged positions (~0.5 % of a forward, not worth carrying state
+through the graph). bf16 is not offered: it changes the logits, hence the sampled distribution.
 
 `complete` is the whole inference in numpy around two callables (dygraph or predictors):
 tokenise, sample `n_samples` token grids, upsample each prior into the image. `export_ict` writes
-one folder for deploy/infer.py: `transformer/` (logits graph), `upsampler/` (ICTUpsample graph),
-`palette.npy` and an inference.yml (`task: ict`) naming both stages.
+one folder for deploy/infer.py: `transformer/` (row logits graph, optionally `inference.onnx`),
+`upsampler/` (ICTUpsample graph), `palette.npy` and an inference.yml (`task: ict`) naming both
+stages and the transformer's measured `default_path`.
 """
 import os
 import time
@@ -256,12 +265,13 @@ def logits_predictor(path, prefix, onnx_file=None, threads=1):
 
 
 def measure_logits_paths(net, prefix, tokens, masks, onnx_file=None, threads=1, atol=1e-4,
-                         runs=3, tune=True):
+                         runs=3, tune=True, batch=None):
     """Check each CPU path of the exported logits graph at `prefix` (and `onnx_file`) against
     dygraph's full forward at the missing positions of the first row, then time one sampling
-    step (all rows, the first missing position) on the paths that agree: one warm-up, the
-    median of `runs`. Returns ({path: max abs diff}, {path: why refused}, {path: median s})."""
-    positions = np.flatnonzero(masks[0])
+    step (the first `batch` rows, default all; the first missing position) on the paths that
+    agree: one warm-up, the median of `runs`. Returns ({path: max abs diff}, {path: why
+    refused}, {path: median s})."""
+    positions = np.flatnonzero(masks[0]) if masks[0].any() else np.zeros(1, np.int64)
     reference = _dygraph_logits(net, tokens, masks)[:, positions]
     checks, failed, fns = {}, {}, {}
     for path in LOGITS_PATHS:
@@ -275,7 +285,7 @@ def measure_logits_paths(net, prefix, tokens, masks, onnx_file=None, threads=1, 
             failed[path] = f"max abs logits diff {checks[path]:.3g} > {atol:g}"
     timings = {}
     for path, fn in fns.items() if tune else ():
-        step = (tokens, masks, positions[:1])
+        step = (tokens[:batch], masks[:batch], positions[:1])
         fn(*step)  # oneDNN builds its primitives, onnxruntime its buffers, on the first run
         seconds = []
         for _ in range(runs):
@@ -320,7 +330,8 @@ def export_ict(transformer, upsampler, save_dir, n_samples=1, seed=0, atol=1e-4,
     masks = (rng.random(tokens.shape) < 0.4).astype(np.float32)
     threads = int(threads or _cpu_threads())
     path_checks, failed, timings = measure_logits_paths(
-        transformer.net, t_prefix, tokens, masks, onnx_file, threads, atol, tune=tune)
+        transformer.net, t_prefix, tokens, masks, onnx_file, threads, atol, tune=tune,
+        batch=n_samples)
     if not set(path_checks) - set(failed):
         raise ExportError(f"ICT export: the transformer's logits differ from dygraph on every "
                           f"path: {failed}")
@@ -348,7 +359,7 @@ def export_ict(transformer, upsampler, save_dir, n_samples=1, seed=0, atol=1e-4,
              "top_k": transformer.top_k, "temperature": transformer.temperature,
              "default_path": {"backend": backend, "enable_mkldnn": onednn}}
     if timings:
-        stage["cpu_paths"] = {"threads": threads, "batch": len(tokens), "tokens": t,
+        stage["cpu_paths"] = {"threads": threads, "batch": int(n_samples), "tokens": t,
                               "median_s_per_forward": timings}
     if failed:
         stage["failed_paths"] = failed

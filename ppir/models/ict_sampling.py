@@ -67,7 +67,7 @@ def sample_tokens(logits_fn, tokens, masks, n_samples=1, top_k=40, temperature=1
     tokens/masks: (T,) for one image, repeated `n_samples` times, or (B, T) with a mask per row.
     `top_k=40` and `temperature=1.0` are the settings of the official `run.py`.
     `seed` (int or numpy Generator) fixes every draw. Returns int64 (B, T); known tokens are
-    returned unchanged.
+    returned unchanged. Each forward holds the rows missing at the sampled position only.
     """
     if temperature <= 0:
         raise ValueError(f"temperature must be > 0, got {temperature}")
@@ -77,11 +77,14 @@ def sample_tokens(logits_fn, tokens, masks, n_samples=1, top_k=40, temperature=1
         rows = np.flatnonzero(masks[:, i])
         if rows.size == 0:
             continue
-        logits = np.asarray(logits_fn(tokens, masks, np.array([i], np.int64)))
-        if logits.ndim != 3 or logits.shape[:2] != (tokens.shape[0], 1):
+        # Only the rows sampled at i are run: the rows of a batch never interact.
+        every = rows.size == len(tokens)
+        logits = np.asarray(logits_fn(tokens if every else tokens[rows],
+                                      masks if every else masks[rows], np.array([i], np.int64)))
+        if logits.ndim != 3 or logits.shape[:2] != (rows.size, 1):
             raise DataError(f"logits_fn returned shape {list(logits.shape)}, expected "
-                            f"[{tokens.shape[0]}, 1, vocab] (the logits at position {i})")
-        step = top_k_logits(logits[rows, 0].astype(np.float64) / temperature, top_k)
+                            f"[{rows.size}, 1, vocab] (the logits at position {i})")
+        step = top_k_logits(logits[:, 0].astype(np.float64) / temperature, top_k)
         tokens[rows, i] = _draw(step, rng.random(rows.size))
         masks[rows, i] = 0.0
     return tokens
