@@ -17,8 +17,8 @@ each --threads count (eager runs once, with the process's MKL threads). Each run
 untimed and --repeat timed forwards; a row gives the median and minimum seconds per forward,
 seconds per 40 %-hole image (forwards x median) and the largest logits difference, relative to
 the largest logit, from eager's full forward at the sampled position. With --image a whole
-image is also sampled end to end with the row graph on each path (wall seconds, and whether the
-tokens equal those of the first path). The machine is shared: the 1-minute load average before
+image is also sampled end to end on each path and graph (wall seconds, and whether the tokens
+equal those of the first one). The machine is shared: the 1-minute load average before
 and after is printed with the results.
 """
 import argparse
@@ -54,7 +54,7 @@ def parse_args(argv=None):
     parser.add_argument("--paths", nargs="+", default=list(PATHS), choices=PATHS)
     parser.add_argument("--graphs", nargs="+", default=list(GRAPHS), choices=GRAPHS)
     parser.add_argument("--image", action="store_true",
-                        help="also sample a whole image per path (row graph), end to end")
+                        help="also sample a whole image on each path and graph, end to end")
     parser.add_argument("--json", help="write the results here")
     return parser.parse_args(argv)
 
@@ -145,7 +145,7 @@ def main(argv=None):
                    "min_s": round(min(seconds), 4),
                    "rel_diff": float(f"{np.abs(logits - reference).max() / scale:.3g}")}
             row["image_s_estimate"] = round(row["median_s"] * forwards, 1)
-            if args.image and graph == "rows":
+            if args.image:
                 tic = time.perf_counter()
                 sampled = sample_tokens(fn, tokens[0], masks[0], 1, seed=0)
                 row["image_s"] = round(time.perf_counter() - tic, 2)

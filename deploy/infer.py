@@ -639,13 +639,13 @@ def ict_logits_fn(args, transformer, prefix, threads):
     """The transformer's logits_fn and a description of its path: the flags given win, else the
     fastest CPU path tools/ict_export.py measured (inference.yml stages.transformer.default_path),
     else Paddle Inference with oneDNN."""
-    measured = "the fastest path tools/ict_export.py measured (inference.yml stages.transformer.default_path)"
     from ppir.models.ict_inference import OnnxLogits, PredictorLogits
 
     view = {"default_path": transformer.get("default_path"), "onnx_file": transformer.get("onnx_file"),
             "export": {"failed_paths": transformer.get("failed_paths") or {}}}
     backend, onednn, why = choose_path(args, view)
-    why = measured if why.startswith("the fastest") else why
+    if why.startswith("the fastest"):  # choose_path names tools/export.py and the top-level key
+        why = "the fastest path tools/ict_export.py measured (inference.yml stages.transformer.default_path)"
     onednn = onednn and args.device == "cpu"
     if backend == "onnxruntime":
         if args.device != "cpu":
