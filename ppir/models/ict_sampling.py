@@ -102,6 +102,7 @@ def paddle_logits_fn(net):
         with paddle.no_grad():
             if positions is None:
                 return net(tokens, masks=masks)[0].numpy()
-            return net.logits_at(tokens, masks, paddle.to_tensor(np.asarray(positions, np.int64))).numpy()
+            positions = paddle.to_tensor(np.asarray(positions, np.int64))
+            return net.logits_at(tokens, masks, positions).numpy()
 
     return logits_fn
