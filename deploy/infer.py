@@ -608,7 +608,7 @@ def ict_main(args, spec):
     from ppir.data.image_io import read_image, write_image
     from ppir.data.masks import read_mask
     from ppir.data.palette import load_palette
-    from ppir.models.ict_inference import PredictorLogits, UpsamplerPredictor, complete
+    from ppir.models.ict_inference import UpsamplerPredictor, complete
 
     if not args.mask:
         raise DataError(f"the model in {args.model_dir} needs a mask: pass --mask (white = hole)")
@@ -622,7 +622,7 @@ def ict_main(args, spec):
         return os.path.join(args.model_dir, os.path.splitext(stages[stage]["model_file"])[0])
 
     transformer = stages["transformer"]
-    logits_fn = PredictorLogits(prefix("transformer"), args.device, threads, onednn)
+    logits_fn, logits_path = ict_logits_fn(args, transformer, prefix("transformer"), threads)
     upsample_fn = UpsamplerPredictor(prefix("upsampler"), args.device, threads, onednn)
     palette = load_palette(os.path.join(args.model_dir, transformer["palette_file"]))
     if not (args.output or "").strip():
@@ -652,7 +652,52 @@ def ict_main(args, spec):
             write_image(prior_path, prior)
     print(f"wrote {n_samples} sample(s) for each of {len(inputs) - len(failures.paths)} image(s) "
           f"to {args.output}")
+    if args.benchmark:
+        per = logits_fn.seconds / max(logits_fn.calls, 1)
+        print(f"ICT transformer: {logits_path}, {threads} thread(s); {logits_fn.calls} forwards, "
+              f"{per:.4f} s per forward, {logits_fn.seconds:.2f} s of sampling")
     return failures.exit_code()
+
+
+class TimedLogits:
+    """A logits_fn that counts its calls and their wall time (--benchmark)."""
+
+    def __init__(self, fn):
+        self.fn, self.calls, self.seconds = fn, 0, 0.0
+
+    def __call__(self, *args):
+        import time
+
+        tic = time.perf_counter()
+        out = self.fn(*args)
+        self.seconds += time.perf_counter() - tic
+        self.calls += 1
+        return out
+
+
+def ict_logits_fn(args, transformer, prefix, threads):
+    """The transformer's logits_fn and a description of its path: the flags given win, else the
+    fastest CPU path tools/ict_export.py measured (inference.yml stages.transformer.default_path),
+    else Paddle Inference with oneDNN."""
+    from ppir.models.ict_inference import OnnxLogits, PredictorLogits
+
+    view = {"default_path": transformer.get("default_path"), "onnx_file": transformer.get("onnx_file"),
+            "export": {"failed_paths": transformer.get("failed_paths") or {}}}
+    backend, onednn, why = choose_path(args, view)
+    if why.startswith("the fastest"):  # choose_path names tools/export.py and the top-level key
+        why = "the fastest path tools/ict_export.py measured (inference.yml stages.transformer.default_path)"
+    onednn = onednn and args.device == "cpu"
+    if backend == "onnxruntime":
+        if args.device != "cpu":
+            raise ConfigError("ICT's ONNX logits graph runs on CPU; use --backend paddle with --device gpu")
+        onnx_file = os.path.join(args.model_dir, transformer.get("onnx_file") or "")
+        if not transformer.get("onnx_file") or not os.path.isfile(onnx_file):
+            raise ExportError(f"{args.model_dir} has no ONNX logits graph; re-export with tools/ict_export.py --onnx")
+        fn = OnnxLogits(onnx_file, threads)
+    else:
+        fn = PredictorLogits(prefix, args.device, threads, onednn)
+    where = "onnxruntime" if backend == "onnxruntime" else f"Paddle Inference, oneDNN {'on' if onednn else 'off'}"
+    return TimedLogits(fn), f"{where} ({why})"
 
 
 def score(metrics, img, gt_path, input_path):

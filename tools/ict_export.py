@@ -3,13 +3,16 @@ r"""Export both ICT stages into one folder for deploy/infer.py.
     python tools/ict_export.py \
         --transformer configs/ict_transformer_places2.yml --transformer_weights W_T.pdparams \
         --upsampler configs/ict_upsample_places2.yml --upsampler_weights W_U.pdparams \
-        --save_dir export/ict_places2 [--n_samples 4 --seed 0]
+        --save_dir export/ict_places2 [--n_samples 4 --seed 0] [--onnx] [--no_tune]
     python deploy/infer.py --model_dir export/ict_places2 --input photo.png --mask hole.png --output out/
 
-Writes `transformer/` (the logits graph: int64 tokens + mask in, logits out), `upsampler/`
-(image, mask, prior in, composite out), `palette.npy` and `inference.yml` (`task: ict`, both
-stages, the sampling settings). Each graph is checked against dygraph through Paddle Inference
-first (logits for the transformer); nothing is written on a mismatch.
+Writes `transformer/` (the logits graph: int64 tokens, mask and the positions to sample in,
+their logits out; with --onnx also as inference.onnx), `upsampler/` (image, mask, prior in,
+composite out), `palette.npy` and `inference.yml` (`task: ict`, both stages, the sampling
+settings). Each graph is checked against dygraph first (the transformer's logits on every CPU
+path: Paddle Inference with oneDNN on and off, onnxruntime); nothing is written on a mismatch.
+Unless --no_tune, one sampling step is timed on each path and the fastest is recorded as the
+transformer's `default_path`, the one deploy/infer.py runs.
 """
 import argparse
 import os
@@ -29,6 +32,10 @@ def parse_args(argv=None):
     parser.add_argument("--save_dir", required=True)
     parser.add_argument("--n_samples", type=int, default=1, help="default samples per image")
     parser.add_argument("--seed", type=int, default=0, help="default sampling seed")
+    parser.add_argument("--onnx", action="store_true",
+                        help="also write the logits graph as ONNX (an onnxruntime path)")
+    parser.add_argument("--no_tune", action="store_true",
+                        help="skip timing the CPU paths (deploy/infer.py then uses oneDNN)")
     return parser.parse_args(argv)
 
 
@@ -39,9 +46,16 @@ def main(argv=None):
 
     transformer = build(args.transformer, args.transformer_weights, "cpu")
     upsampler = build(args.upsampler, args.upsampler_weights, "cpu")
-    spec = export_ict(transformer, upsampler, args.save_dir, args.n_samples, args.seed)
+    spec = export_ict(transformer, upsampler, args.save_dir, args.n_samples, args.seed,
+                      onnx=args.onnx, tune=not args.no_tune)
     checks = ", ".join(f"{k} max abs diff {v:.2g}" for k, v in spec["export_checks"].items())
     print(f"exported ICT to {args.save_dir} ({checks})")
+    stage = spec["stages"]["transformer"]
+    if "cpu_paths" in stage:
+        paths = stage["cpu_paths"]
+        times = ", ".join(f"{k} {v:.4f} s" for k, v in paths["median_s_per_forward"].items())
+        print(f"transformer CPU paths, {paths['threads']} thread(s), per forward: {times}; "
+              f"deploy/infer.py default: {stage['default_path']}")
     return 0
 
 
