@@ -1,4 +1,4 @@
-r"""Export both ICT stages into one folder for deploy/infer.py.
+r"""Export two separately trained ICT stages into one folder for deploy/infer.py.
 
     python tools/ict_export.py \
         --transformer configs/ict_transformer_places2.yml --transformer_weights W_T.pdparams \
@@ -6,10 +6,12 @@ r"""Export both ICT stages into one folder for deploy/infer.py.
         --save_dir export/ict_places2 [--n_samples 4 --seed 0]
     python deploy/infer.py --model_dir export/ict_places2 --input photo.png --mask hole.png --output out/
 
-Writes `transformer/` (the logits graph: int64 tokens + mask in, logits out), `upsampler/`
-(image, mask, prior in, composite out), `palette.npy` and `inference.yml` (`task: ict`, both
-stages, the sampling settings). Each graph is checked against dygraph through Paddle Inference
-first (logits for the transformer); nothing is written on a mismatch.
+A thin wrapper of the one ICT export path: the two stage models are joined into an ICTModel
+and written by tools/export.py (`export_stages`), exactly as `tools/export.py -c <ICTModel config>`
+writes a jointly trained one: `transformer/` (the logits graph: int64 tokens + mask in, logits
+out), `upsampler/` (image, mask, prior in, composite out), `palette.npy` and `inference.yml`
+(`task: ict`, both stages, the sampling settings). Each graph is checked against dygraph through
+Paddle Inference first (logits for the transformer); nothing is written on a mismatch.
 """
 import argparse
 import os
@@ -34,14 +36,14 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
-    from ppir.models.ict_inference import export_ict
+    from ppir.models.ict_model import ICTModel
+    from tools.export import export_stages
     from tools.ict_inpaint import build
 
     transformer = build(args.transformer, args.transformer_weights, "cpu")
     upsampler = build(args.upsampler, args.upsampler_weights, "cpu")
-    spec = export_ict(transformer, upsampler, args.save_dir, args.n_samples, args.seed)
-    checks = ", ".join(f"{k} max abs diff {v:.2g}" for k, v in spec["export_checks"].items())
-    print(f"exported ICT to {args.save_dir} ({checks})")
+    export_stages(ICTModel.from_stages(transformer, upsampler, args.n_samples, args.seed),
+                  args.save_dir)
     return 0
 
 

@@ -16,8 +16,8 @@ layer after the first, so no exact caching of activations between steps is possi
 not offered: it changes the logits, hence the sampled distribution.
 
 `complete` is the whole inference in numpy around two callables (dygraph or predictors):
-tokenise, sample `n_samples` token grids, upsample each prior into the image. `export_ict` writes
-one folder for deploy/infer.py: `transformer/` (logits graph), `upsampler/` (ICTUpsample graph),
+tokenise, sample `n_samples` token grids, upsample each prior into the image. `export_ict` (behind
+tools/export.py and tools/ict_export.py) writes one folder for deploy/infer.py: `transformer/` (logits graph), `upsampler/` (ICTUpsample graph),
 `palette.npy` and an inference.yml (`task: ict`) naming both stages.
 """
 import os
@@ -161,19 +161,21 @@ def complete(image, mask, palette, prior_size, logits_fn, upsample_fn, n_samples
             for row in sampled]
 
 
-def export_ict(transformer, upsampler, save_dir, n_samples=1, seed=0, atol=1e-4):
-    """Export both stages of ICT (an ICTTransformerModel and an ICTUpsamplerModel, eval mode) to
-    `save_dir` for deploy/infer.py; each graph is checked against dygraph on seeded inputs
-    (logits for the transformer, the composite for the upsampler) before inference.yml is
-    written. Returns the spec."""
+def export_ict(model, save_dir, atol=1e-4):
+    """Export both stages of an ICTModel (ppir.models.ict_model) to `save_dir` for
+    deploy/infer.py; each graph is checked against dygraph on seeded inputs (logits for the
+    transformer, the composite for the upsampler) before inference.yml is written. The default
+    sampling of the export is the model's `n_samples` and its transformer's `sample_seed`.
+    Returns the spec."""
     import yaml
 
     from ppir.data.palette import palette_to_file_format
     from ppir.utils import inference_io as io
 
+    transformer, upsampler = model.transformer, model.upsampler
+    seed = transformer.sample_seed
     os.makedirs(save_dir, exist_ok=True)
-    transformer.set_train(False)
-    upsampler.set_train(False)
+    model.set_train(False)
     t_prefix = os.path.join(save_dir, "transformer", "inference")
     u_prefix = os.path.join(save_dir, "upsampler", "inference")
     save_logits_graph(transformer.net, t_prefix)
@@ -201,7 +203,7 @@ def export_ict(transformer, upsampler, save_dir, n_samples=1, seed=0, atol=1e-4)
     spec = {
         "task": ICT_TASK, "model_name": "ICT", "layout": "NCHW", "color_order": "RGB",
         "pad_multiple": UpsamplerPredictor.multiple, "pad_mode": "reflect",
-        "inputs": [i for i in upsampler.io_spec()["inputs"] if i["name"] != "prior"],
+        "inputs": model.io_spec()["inputs"],
         "host_steps": [],
         "output": {"channels": 3, "value_range": [0.0, 1.0], "composite": True},
         "stages": {
@@ -210,7 +212,7 @@ def export_ict(transformer, upsampler, save_dir, n_samples=1, seed=0, atol=1e-4)
                             "top_k": transformer.top_k, "temperature": transformer.temperature},
             "upsampler": {"model_file": u_files[0], "params_file": u_files[1]},
         },
-        "sampling": {"n_samples": int(n_samples), "seed": int(seed)},
+        "sampling": {"n_samples": model.n_samples, "seed": int(seed)},
         "export_checks": {k: float(v) for k, v in checks.items()},
     }
     with open(os.path.join(save_dir, io.SPEC_FILE), "w") as f:
