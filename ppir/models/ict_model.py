@@ -96,9 +96,14 @@ class ICTTransformerModel(TaskModel):
         """The stage-1 completion of a 1x3xHxW `input` with its 1x1xHxW `mask` (1 = hole): the
         sampled prior, bicubic-upsampled, in the holes; the known pixels kept."""
         image, mask = inputs["input"].numpy()[0], inputs["mask"].numpy()[0]
-        tokens = self.sample(image, mask)[0]
-        prior = upsample_prior(tokens, self.palette, self.prior_size, image.shape[1:])
+        prior = self.prior(image, mask)
         return paddle.to_tensor((image * (1 - mask) + prior * mask)[None])
+
+    def prior(self, image, mask):
+        """The first sampled prior of one CHW image and its 1xHxW mask, bicubic-upsampled to the
+        image size (3xHxW [0, 1]), as the upsampler takes it."""
+        tokens = self.sample(image, mask)[0]
+        return upsample_prior(tokens, self.palette, self.prior_size, image.shape[1:])
 
     def export_module(self):
         return ICTLogits(self.net)
@@ -265,10 +270,7 @@ class ICTModel(TaskModel):
     def predict(self, inputs):
         """The whole pipeline on a 1x3xHxW `input` and its 1x1xHxW `mask` (1 = hole): the
         transformer's sampled prior (seed `sample_seed`), upsampled into the holes."""
-        image, mask = inputs["input"].numpy()[0], inputs["mask"].numpy()[0]
-        stage1 = self.transformer
-        tokens = stage1.sample(image, mask)[0]
-        prior = upsample_prior(tokens, stage1.palette, stage1.prior_size, image.shape[1:])
+        prior = self.transformer.prior(inputs["input"].numpy()[0], inputs["mask"].numpy()[0])
         return self.upsampler.predict({"input": inputs["input"], "mask": inputs["mask"],
                                        "prior": paddle.to_tensor(prior[None])})
 
