@@ -12,6 +12,7 @@ config is needed. Boolean flags take True/False values, as TIPC passes them (`--
 See docs/deploy.md.
 """
 import argparse
+import math
 import os
 import re
 import shutil
@@ -63,6 +64,13 @@ def default_cpu_threads():
         return max(1, len(os.sched_getaffinity(0)))
     except AttributeError:
         return max(1, os.cpu_count() or 1)
+
+
+def cpu_has_bf16():
+    """Whether oneDNN can run bf16 kernels fast here (AVX512-BF16 or AMX)."""
+    from paddle.base import core
+
+    return bool(core.supports_bfloat16_fast_performance())
 
 
 def short_reason(exc):
@@ -126,6 +134,10 @@ class Predictor:
                 raise ConfigError("--precision fp16 needs --device gpu (Paddle has no fp16 CPU kernels)")
             if self.precision == "bf16" and not self.enable_mkldnn:
                 raise ConfigError("--precision bf16 on CPU needs --enable_mkldnn True")
+            if self.precision == "bf16" and not cpu_has_bf16():
+                # Measured on an AVX2-only CPU: oneDNN silently runs fp32 (bit-identical output).
+                raise ConfigError("--precision bf16 needs a CPU with AVX512-BF16 or AMX; this one has "
+                                  "neither, and Paddle would silently run fp32: use --precision fp32")
         if self.device == "gpu" and self.precision == "bf16":
             raise ConfigError("--precision bf16 is a CPU (oneDNN) option; use fp32 or fp16 on GPU")
         if self.backend == "paddle" and self.device == "gpu":
@@ -333,8 +345,8 @@ def parse_args(argv):
     parser.add_argument("--gt", default=None, help="ground truth file or folder: prints PSNR/SSIM")
     parser.add_argument("--device", default="cpu", choices=("cpu", "gpu"))
     parser.add_argument("--enable_mkldnn", type=str2bool, default=None,
-                        help="oneDNN on CPU (default: the path tools/export.py measured fastest, "
-                             "inference.yml default_path; else True)")
+                        help="oneDNN on CPU (default: the path tools/export.py measured fastest at the "
+                             "size nearest to the input, inference.yml default_path_by_size; else True)")
     parser.add_argument("--cpu_threads", type=int, default=None, help="default: all cores of this process")
     parser.add_argument("--precision", default="fp32", choices=PRECISIONS)
     parser.add_argument("--use_tensorrt", type=str2bool, default=False)
@@ -344,8 +356,8 @@ def parse_args(argv):
     parser.add_argument("--tile_overlap", type=int, default=None, help="default: inference.yml tile_overlap")
     parser.add_argument("--benchmark", type=str2bool, default=False, help="print the AutoLog-format report")
     parser.add_argument("--backend", default=None, choices=("paddle", "onnxruntime"),
-                        help="default: the path tools/export.py measured fastest (inference.yml default_path); "
-                             "else paddle")
+                        help="default: the path tools/export.py measured fastest at the size nearest to "
+                             "the input (inference.yml default_path_by_size); else paddle")
     parser.add_argument("--n_samples", type=int, default=None,
                         help="ICT: completions per image (default: inference.yml sampling)")
     parser.add_argument("--seed", type=int, default=None,
@@ -378,10 +390,11 @@ def model_input_shapes(chw, batch_size, tile, multiple):
     return {(b, c, h, w) for b in sorted({1, batch_size})}
 
 
-def choose_path(args, spec):
+def choose_path(args, spec, pixels=None):
     """(backend, enable_mkldnn, why): flags the user gave win; otherwise the fastest fp32 CPU path
-    that tools/export.py measured for this model (inference.yml `default_path`); otherwise Paddle
-    Inference with oneDNN."""
+    that tools/export.py measured for this model at the timed size nearest to `pixels` (the
+    model input's H x W: the image, or the tile), from inference.yml `default_path_by_size`
+    (`default_path` in older exports); otherwise Paddle Inference with oneDNN."""
     if args.backend is not None or args.enable_mkldnn is not None or args.device != "cpu" \
             or args.precision != "fp32":
         backend = args.backend or "paddle"
@@ -393,20 +406,47 @@ def choose_path(args, spec):
                               f"did not match dygraph when it was exported ({failed[path]}); "
                               f"run with --enable_mkldnn {not onednn}")
         return backend, onednn, "as requested"
-    measured = spec.get("default_path")
+    measured, where = spec.get("default_path"), ""
+    by_size = spec.get("default_path_by_size") or []
+    if by_size and pixels:
+        measured = min(by_size, key=lambda e: abs(math.log(pixels / (e["size"][0] * e["size"][1]))))
+        where = f" at {measured['size'][1]}x{measured['size'][0]}, the timed size nearest to this input"
     if isinstance(measured, dict) and measured.get("backend") in ("paddle", "onnxruntime"):
         onnx_ok = measured["backend"] != "onnxruntime" or os.path.isfile(
             os.path.join(args.model_dir, spec.get("onnx_file") or io.ONNX_FILE))
         if onnx_ok:
             return (measured["backend"], bool(measured.get("enable_mkldnn", True)),
-                    "the fastest path measured by tools/export.py (inference.yml default_path)")
+                    f"the fastest path measured by tools/export.py{where}")
     return "paddle", True, "default"
 
 
-def build_metrics(spec):
-    from ppir.metrics import build_metrics as build
+def input_pixels(paths, tile, multiple):
+    """The largest model input (H x W after padding, capped by the tile) among image files,
+    read from their headers."""
+    from PIL import Image
 
-    return build(spec.get("metrics") or [{"name": "PSNR"}, {"name": "SSIM"}], where="inference.yml metrics")
+    largest = 0
+    for path in paths:
+        try:
+            with Image.open(path) as img:
+                w, h = img.size
+        except Exception:  # unreadable files are reported when they are loaded
+            continue
+        h, w = -(-h // multiple) * multiple, -(-w // multiple) * multiple
+        if tile:
+            h, w = min(tile, h), min(tile, w)
+        largest = max(largest, h * w)
+    return largest or None
+
+
+def build_metrics(spec):
+    from ppir.metrics import METRICS, build_metrics as build
+
+    cfgs = spec.get("metrics") or [{"name": "PSNR"}, {"name": "SSIM"}]
+    # A set metric (FID) scores a whole evaluation set, not one image: tools/eval.py reports it.
+    cfgs = [c for c in cfgs if not (isinstance(c, dict) and c.get("name") in METRICS
+                                    and getattr(METRICS.get(c["name"]), "per_set", False))]
+    return build(cfgs, where="inference.yml metrics")
 
 
 # Paddle raises MemoryError for a failed host allocation; onnxruntime and some Paddle paths raise
@@ -481,7 +521,7 @@ def main(argv=None):
         tune_shapes = set()
         for item in filter(None, (try_load(i, report=False) for i in range(len(inputs)))):
             tune_shapes |= model_input_shapes(item["image"].shape, args.batch_size, tile, multiple)
-    args.backend, args.enable_mkldnn, why = choose_path(args, spec)
+    args.backend, args.enable_mkldnn, why = choose_path(args, spec, input_pixels(inputs, tile, multiple))
     predictor = Predictor(args.model_dir, device=args.device, enable_mkldnn=args.enable_mkldnn,
                           cpu_threads=args.cpu_threads, precision=args.precision,
                           use_tensorrt=args.use_tensorrt, backend=args.backend,

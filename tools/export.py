@@ -49,11 +49,29 @@ def parse_args(argv):
     parser.add_argument("--atol", type=float, default=None,
                         help=f"max abs difference allowed against dygraph (default {DEFAULT_ATOL}; "
                              f"a multi-graph export: the model's own)")
+    parser.add_argument("--tune_sizes", default=",".join(f"{w}x{h}" for h, w in TUNE_SIZES), metavar="WxH,...",
+                        help="input sizes the CPU paths are timed on, smallest first (default %(default)s)")
     parser.add_argument("--no_tune", action="store_true",
                         help="skip timing the CPU paths (deploy/infer.py then defaults to oneDNN)")
     parser.add_argument("--allow_random", action="store_true",
                         help="export untrained (seeded random) weights when Global.pretrained_model is unset")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    args.tune_sizes = parse_sizes(args.tune_sizes)
+    return args
+
+
+def parse_sizes(text):
+    """'256x256,1280x720' -> [(256, 256), (720, 1280)] as (H, W), sorted by pixel count."""
+    sizes = []
+    for item in str(text).split(","):
+        try:
+            w, h = (int(v) for v in item.strip().lower().split("x"))
+        except ValueError:
+            raise ExportError(f"--tune_sizes {text!r}: expected WxH[,WxH...], e.g. 256x256,1280x720") from None
+        if w < 1 or h < 1:
+            raise ExportError(f"--tune_sizes {text!r}: sizes must be positive")
+        sizes.append((h, w))
+    return sorted(sizes, key=lambda hw: hw[0] * hw[1])
 
 
 def check_inputs(spec, seed=0, sizes=None):
@@ -83,18 +101,24 @@ def check_inputs(spec, seed=0, sizes=None):
     return inputs
 
 
-TUNE_SIZE = (256, 256)  # (H, W) of the input the CPU paths are timed on
+# (H, W) inputs the CPU paths are timed on. The fastest path can change with the size: the
+# demo-width MIRNetV2 runs 256x256 fastest with oneDNN but 1280x720 2.4x faster with onnxruntime
+# (docs/benchmark.md), so deploy/infer.py picks the timing nearest to the image it runs.
+TUNE_SIZES = ((256, 256), (720, 1280))
 TUNE_RUNS = 3
+LARGE_SIZE_RUNS = 1  # after one warm-up: a 1280x720 run of a full-width model takes seconds
+CANDIDATE_FACTOR = 2.0  # at a larger size, time only paths within this factor of the fastest so far
 
 
-def time_paths(predictors, x, runs=TUNE_RUNS):
-    """Median milliseconds of each predictor on `x` after one warm-up run (oneDNN builds its
-    primitives on the first run)."""
+def time_paths(predictors, x, runs=TUNE_RUNS, warmup=1):
+    """Median milliseconds of each predictor on `x` after `warmup` untimed runs (oneDNN builds
+    its primitives on the first run of a shape)."""
     import time
 
     timings = {}
     for name, predictor in predictors.items():
-        predictor.run(x)
+        for _ in range(warmup):
+            predictor.run(x)
         samples = []
         for _ in range(runs):
             start = time.perf_counter()
@@ -114,6 +138,21 @@ def fastest_path(timings):
     """The default deploy/infer.py path: the fastest measured one."""
     name = min(timings, key=timings.get)
     return dict(PATHS[name], measured=name)
+
+
+def tune_paths(predictors, spec, sizes):
+    """Time the verified CPU paths at each size (smallest first). A path more than
+    CANDIDATE_FACTOR slower than the fastest at one size is not timed at the next, which keeps a
+    full-width export's tuning to a few large runs. Returns one entry per size."""
+    candidates, entries = dict(predictors), []
+    for i, size in enumerate(sizes):
+        x = check_inputs(spec, sizes=(size,))[0]
+        # Small inputs are cheap: two warm-ups and three runs steady the choice between close paths.
+        timings = time_paths(candidates, x, *((TUNE_RUNS, 2) if i == 0 else (LARGE_SIZE_RUNS, 1)))
+        best = min(timings.values())
+        entries.append({"size": list(x.shape[2:]), "median_ms": timings, "fastest": fastest_path(timings)["measured"]})
+        candidates = {k: v for k, v in candidates.items() if timings[k] <= CANDIDATE_FACTOR * best}
+    return entries
 
 
 def split_inputs(x, spec):
@@ -358,17 +397,14 @@ def main(argv=None):
             predictor = Predictor(tmp_dir, backend="onnxruntime")
             checks["onnxruntime"] = compare(predictor.run, inputs, references, args.atol, "onnxruntime")
             predictors["onnxruntime"] = predictor
-        tuning = None
-        if not args.no_tune:
-            x = check_inputs(io_spec, sizes=(TUNE_SIZE,))[0]
-            timings = time_paths(predictors, x)
-            tuning = {"size": list(x.shape[2:]), "threads": next(iter(predictors.values())).cpu_threads,
-                      "median_ms": timings, "default_path": fastest_path(timings)}
+        tuning = None if args.no_tune else tune_paths(predictors, io_spec, args.tune_sizes)
         spec = build_spec(cfg, model, args, output_name, {k: float(f"{v:.3g}") for k, v in checks.items()},
                           opset)
         if tuning:
-            spec["default_path"] = {k: v for k, v in tuning["default_path"].items() if k != "measured"}
-            spec["export"]["cpu_paths"] = {k: v for k, v in tuning.items() if k != "default_path"}
+            spec["default_path"] = dict(PATHS[tuning[0]["fastest"]])
+            spec["default_path_by_size"] = [{"size": t["size"], **PATHS[t["fastest"]]} for t in tuning]
+            spec["export"]["cpu_paths"] = {"threads": next(iter(predictors.values())).cpu_threads,
+                                           "timings": tuning}
         elif failed:  # untimed: the first path that agrees with dygraph
             spec["default_path"] = dict(PATHS[next(iter(predictors))])
         if failed:
@@ -383,11 +419,12 @@ def main(argv=None):
     sizes = " and ".join("x".join(str(d) for d in x.shape) for x in inputs)
     for name, diff in checks.items():
         print(f"check {name}: max abs diff {diff:.3g} vs dygraph on {sizes} (atol {args.atol:g})")
-    if "default_path" in spec:
-        paths = spec["export"]["cpu_paths"]
-        times = ", ".join(f"{k} {v:.1f} ms" for k, v in paths["median_ms"].items())
-        print(f"CPU paths at {paths['size'][0]}x{paths['size'][1]}, {paths['threads']} threads: {times}; "
-              f"deploy/infer.py default: {spec['default_path']}")
+    for entry in (spec["export"].get("cpu_paths") or {}).get("timings", []):
+        times = ", ".join(f"{k} {v:.1f} ms" for k, v in entry["median_ms"].items())
+        print(f"CPU paths at {entry['size'][1]}x{entry['size'][0]} ({spec['export']['cpu_paths']['threads']} "
+              f"threads): {times}; fastest {entry['fastest']}")
+    if "default_path_by_size" in spec:
+        print("deploy/infer.py default: the fastest path at the measured size nearest to each image")
     return 0
 
 
