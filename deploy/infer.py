@@ -601,10 +601,15 @@ def main(argv=None):
 
 
 def ict_main(args, spec):
-    """ICT's two stages from one export (tools/ict_export.py): per image, the transformer's logits
-    graph drives the shared host-side sampling loop (ppir.models.ict_inference.complete), then
-    the upsampler graph turns each sampled prior into a composite. Every sample is written,
-    `<name>_sample<k>.png`, with its s x s prior `<name>_prior<k>.png`."""
+    """ICT's two stages from one export (tools/export.py with an ICTModel config, or
+    tools/ict_export.py): per image, the transformer's logits graph drives the shared host-side
+    sampling loop (ppir.models.ict_inference.complete), then the upsampler graph turns each
+    sampled prior into a composite. Every sample is written, `<name>_sample<k>.png`, with its
+    s x s prior `<name>_prior<k>.png`. fp32 only (the transformer on the path the export measured
+    fastest unless flags say otherwise), one image at a time (each sampling step is one batch of
+    n_samples rows); --benchmark prints the seconds per image and per forward."""
+    import time
+
     from ppir.data.image_io import read_image, write_image
     from ppir.data.masks import read_mask
     from ppir.data.palette import load_palette
@@ -612,6 +617,9 @@ def ict_main(args, spec):
 
     if not args.mask:
         raise DataError(f"the model in {args.model_dir} needs a mask: pass --mask (white = hole)")
+    if args.use_tensorrt or args.precision != "fp32":
+        raise ConfigError("an ICT export runs fp32 only (no TensorRT, fp16 or bf16: other logits "
+                          "change the sampled tokens)")
     stages, sampling = spec["stages"], spec.get("sampling", {})
     n_samples = args.n_samples or sampling.get("n_samples", 1)
     seed = sampling.get("seed", 0) if args.seed is None else args.seed
@@ -644,9 +652,14 @@ def ict_main(args, spec):
         except DataError as exc:
             failures.add(path, exc)
             continue
+        start = time.perf_counter()
         results = complete(img.transpose(2, 0, 1), mask[None], palette, transformer["prior_size"],
                            logits_fn, upsample_fn, n_samples, transformer["top_k"],
                            transformer["temperature"], seed)
+        if args.benchmark:
+            print(f"{os.path.basename(path)}: {n_samples} sample(s) in "
+                  f"{time.perf_counter() - start:.3f} s ({args.device}, oneDNN "
+                  f"{'on' if onednn else 'off'}, {threads} threads)")
         for (out_path, prior_path), (prior, out) in zip(names[i], results):
             write_image(out_path, out.transpose(1, 2, 0))
             write_image(prior_path, prior)

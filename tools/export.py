@@ -10,11 +10,16 @@ Inference through deploy/infer.py's Predictor (oneDNN on and off) and, with --on
 onnxruntime, on a square and a non-square input; every output must match the dygraph network to
 --atol (max abs diff), else the export fails with exit code 2 and DIR is left as it was.
 
+A model whose deployment is several graphs (ICTModel: the transformer's logits graph and the
+upsampler) writes its own folder layout through `model.export_stages(dir, atol)` (each graph
+checked against dygraph there); it is committed into DIR the same way.
+
 DIR may already hold other files (TIPC exports next to the checkpoints); only the export files are
 replaced. inference.yml is removed first and written last, so a directory holding an
 inference.yml always holds a complete, verified export.
 """
 import argparse
+import contextlib
 import os
 import shutil
 import sys
@@ -41,8 +46,9 @@ def parse_args(argv):
     parser.add_argument("--save_dir", required=True, help="directory for the exported files")
     parser.add_argument("--onnx", action="store_true", help="also write inference.onnx (paddle2onnx)")
     parser.add_argument("--opset", type=int, default=13, help="ONNX opset (default 13)")
-    parser.add_argument("--atol", type=float, default=DEFAULT_ATOL,
-                        help=f"max abs difference allowed against dygraph (default {DEFAULT_ATOL})")
+    parser.add_argument("--atol", type=float, default=None,
+                        help=f"max abs difference allowed against dygraph (default {DEFAULT_ATOL}; "
+                             f"a multi-graph export: the model's own)")
     parser.add_argument("--tune_sizes", default=None, metavar="WxH,...",
                         help="input sizes the CPU paths are timed on (default: the model's, 256x256,1280x720 "
                              "for restoration and 256x256,512x512 for inpainting)")
@@ -267,6 +273,62 @@ def commit(tmp_dir, save_dir):
     os.replace(os.path.join(tmp_dir, io.SPEC_FILE), spec_path)
 
 
+def commit_tree(tmp_dir, save_dir):
+    """Move every entry of tmp_dir (files and folders of a multi-graph export) into save_dir,
+    replacing what is there under the same names; inference.yml goes last."""
+    spec_path = os.path.join(save_dir, io.SPEC_FILE)
+    if os.path.exists(spec_path):
+        os.remove(spec_path)
+    for name in sorted(os.listdir(tmp_dir)):
+        if name == io.SPEC_FILE:
+            continue
+        dst = os.path.join(save_dir, name)
+        if os.path.isdir(dst) and not os.path.islink(dst):
+            shutil.rmtree(dst)
+        elif os.path.lexists(dst):
+            os.remove(dst)
+        os.replace(os.path.join(tmp_dir, name), dst)
+    os.replace(os.path.join(tmp_dir, io.SPEC_FILE), spec_path)
+
+
+@contextlib.contextmanager
+def staging_dir(save_dir):
+    """A temporary folder inside save_dir (made if needed) where the export is written and
+    verified; removed afterwards, with save_dir itself when this made it and nothing landed."""
+    created = not os.path.isdir(save_dir)
+    try:
+        os.makedirs(save_dir, exist_ok=True)
+        tmp_dir = tempfile.mkdtemp(prefix=".export-", dir=save_dir)
+    except OSError as exc:
+        if created and os.path.isdir(save_dir) and not os.listdir(save_dir):
+            os.rmdir(save_dir)
+        raise ExportError(f"cannot write to --save_dir {save_dir}: {describe_os_error(exc)}") from None
+    try:
+        yield tmp_dir
+    except OSError as exc:  # a full disk or a folder that turned read-only
+        raise ExportError(f"cannot write the export to {save_dir}: {describe_os_error(exc)}") from None
+    finally:
+        shutil.rmtree(tmp_dir, ignore_errors=True)
+        if created and not os.listdir(save_dir):
+            os.rmdir(save_dir)
+
+
+def export_stages(model, save_dir, atol=None, onnx=False, tune=True):
+    """The export of a multi-graph model (`model.export_stages`), committed into save_dir."""
+    with staging_dir(save_dir) as tmp_dir:
+        spec = model.export_stages(tmp_dir, atol, onnx=onnx, tune=tune)
+        written = sorted(os.listdir(tmp_dir))
+        commit_tree(tmp_dir, save_dir)
+    checks = ", ".join(f"{k} max abs diff {v:.2g}" for k, v in spec["export_checks"].items())
+    print(f"exported {spec['model_name']} to {save_dir}: {', '.join(written)} ({checks})")
+    for name, stage in spec.get("stages", {}).items():
+        if "cpu_paths" in stage:
+            times = ", ".join(f"{k} {v:.4f} s" for k, v in stage["cpu_paths"]["median_s_per_forward"].items())
+            print(f"{name} CPU paths, {stage['cpu_paths']['threads']} thread(s), per forward: {times}; "
+                  f"deploy/infer.py default: {stage['default_path']}")
+    return spec
+
+
 def main(argv=None):
     args = parse_args(argv)
     cfg = config_from_args(args)
@@ -278,16 +340,26 @@ def main(argv=None):
     import paddle
 
     from deploy.infer import Predictor, short_reason
-    from ppir.engine.checkpoint import load_weights
+    from ppir.engine.checkpoint import load_pretrained
     from ppir.models import build_model
 
     paddle.set_device("cpu")
     paddle.seed(int(cfg["Global"].get("seed") or 0))
     model = build_model(cfg)
     if weights:
-        load_weights(model.net, weights)
+        loaded = load_pretrained(model, weights)
+        missing = [n for n in getattr(model, "export_networks", (model.primary,)) if n not in loaded]
+        if missing:
+            raise CheckpointError(f"Global.pretrained_model {weights} has no weights for "
+                                  f"{', '.join(missing)} (the export needs them): pass a checkpoint "
+                                  f"dir holding them or a mapping {{network: file}}")
     else:
         print("warning: Global.pretrained_model is not set; exporting random weights", file=sys.stderr)
+    if hasattr(model, "export_stages"):
+        export_stages(model, args.save_dir, args.atol, onnx=args.onnx, tune=not args.no_tune)
+        return 0
+    if args.atol is None:
+        args.atol = DEFAULT_ATOL
     layer = model.export_module()
     layer.eval()
     io_spec = model.io_spec()
@@ -297,16 +369,7 @@ def main(argv=None):
                       for x in inputs]
 
     save_dir = args.save_dir
-    created = not os.path.isdir(save_dir)
-    try:
-        os.makedirs(save_dir, exist_ok=True)
-        tmp_dir = tempfile.mkdtemp(prefix=".export-", dir=save_dir)
-    except OSError as exc:
-        if created and os.path.isdir(save_dir) and not os.listdir(save_dir):
-            os.rmdir(save_dir)
-        raise ExportError(f"cannot write to --save_dir {save_dir}: {describe_os_error(exc)}") from None
-    committed = False
-    try:
+    with staging_dir(save_dir) as tmp_dir:
         save_static(layer, io_spec, os.path.join(tmp_dir, "inference"))
         model_file, params_file = io.paddle_model_files(tmp_dir)
         # A provisional spec lets the deploy Predictor load the temp dir exactly as users will.
@@ -360,13 +423,6 @@ def main(argv=None):
             f.write("# Written by tools/export.py; deploy/infer.py reads only this directory.\n")
             yaml.safe_dump(spec, f, sort_keys=False, default_flow_style=None)
         commit(tmp_dir, save_dir)
-        committed = True
-    except OSError as exc:  # a full disk or a folder that turned read-only
-        raise ExportError(f"cannot write the export to {save_dir}: {describe_os_error(exc)}") from None
-    finally:
-        shutil.rmtree(tmp_dir, ignore_errors=True)
-        if created and not committed and not os.listdir(save_dir):
-            os.rmdir(save_dir)
 
     files = [n for n in io.EXPORT_FILES if os.path.exists(os.path.join(save_dir, n))]
     print(f"exported {spec['model_name']} to {save_dir}: {', '.join(files)}")

@@ -1,4 +1,4 @@
-r"""Export both ICT stages into one folder for deploy/infer.py.
+r"""Export two separately trained ICT stages into one folder for deploy/infer.py.
 
     python tools/ict_export.py \
         --transformer configs/ict_transformer_places2.yml --transformer_weights W_T.pdparams \
@@ -6,13 +6,15 @@ r"""Export both ICT stages into one folder for deploy/infer.py.
         --save_dir export/ict_places2 [--n_samples 4 --seed 0] [--onnx] [--no_tune]
     python deploy/infer.py --model_dir export/ict_places2 --input photo.png --mask hole.png --output out/
 
-Writes `transformer/` (the logits graph: int64 tokens, mask and the positions to sample in,
-their logits out; with --onnx also as inference.onnx), `upsampler/` (image, mask, prior in,
-composite out), `palette.npy` and `inference.yml` (`task: ict`, both stages, the sampling
-settings). Each graph is checked against dygraph first (the transformer's logits on every CPU
-path: Paddle Inference with oneDNN on and off, onnxruntime); nothing is written on a mismatch.
-Unless --no_tune, one sampling step is timed on each path and the fastest is recorded as the
-transformer's `default_path`, the one deploy/infer.py runs.
+A thin wrapper of the one ICT export path: the two stage models are joined into an ICTModel
+and written by tools/export.py (`export_stages`), exactly as `tools/export.py -c <ICTModel config>`
+writes a jointly trained one: `transformer/` (the logits graph: int64 tokens, mask and the
+positions to sample in, their logits out; with --onnx also as inference.onnx), `upsampler/`
+(image, mask, prior in, composite out), `palette.npy` and `inference.yml` (`task: ict`, both
+stages, the sampling settings). Each graph is checked against dygraph first (the transformer's
+logits on every CPU path); nothing is written on a mismatch. Unless --no_tune, one sampling step
+is timed on each path and the fastest is recorded as the transformer's `default_path`, the one
+deploy/infer.py runs.
 """
 import argparse
 import os
@@ -41,21 +43,14 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
-    from ppir.models.ict_inference import export_ict
+    from ppir.models.ict_model import ICTModel
+    from tools.export import export_stages
     from tools.ict_inpaint import build
 
     transformer = build(args.transformer, args.transformer_weights, "cpu")
     upsampler = build(args.upsampler, args.upsampler_weights, "cpu")
-    spec = export_ict(transformer, upsampler, args.save_dir, args.n_samples, args.seed,
-                      onnx=args.onnx, tune=not args.no_tune)
-    checks = ", ".join(f"{k} max abs diff {v:.2g}" for k, v in spec["export_checks"].items())
-    print(f"exported ICT to {args.save_dir} ({checks})")
-    stage = spec["stages"]["transformer"]
-    if "cpu_paths" in stage:
-        paths = stage["cpu_paths"]
-        times = ", ".join(f"{k} {v:.4f} s" for k, v in paths["median_s_per_forward"].items())
-        print(f"transformer CPU paths, {paths['threads']} thread(s), per forward: {times}; "
-              f"deploy/infer.py default: {stage['default_path']}")
+    export_stages(ICTModel.from_stages(transformer, upsampler, args.n_samples, args.seed),
+                  args.save_dir, onnx=args.onnx, tune=not args.no_tune)
     return 0
 
 

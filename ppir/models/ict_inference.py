@@ -24,10 +24,11 @@ layer's projections of the unchanged positions (~0.5 % of a forward, not worth c
 through the graph). bf16 is not offered: it changes the logits, hence the sampled distribution.
 
 `complete` is the whole inference in numpy around two callables (dygraph or predictors):
-tokenise, sample `n_samples` token grids, upsample each prior into the image. `export_ict` writes
-one folder for deploy/infer.py: `transformer/` (row logits graph, optionally `inference.onnx`),
-`upsampler/` (ICTUpsample graph), `palette.npy` and an inference.yml (`task: ict`) naming both
-stages and the transformer's measured `default_path`.
+tokenise, sample `n_samples` token grids, upsample each prior into the image. `export_ict` (behind
+tools/export.py and tools/ict_export.py) writes one folder for deploy/infer.py: `transformer/`
+(row logits graph, optionally `inference.onnx`), `upsampler/` (ICTUpsample graph), `palette.npy`
+and an inference.yml (`task: ict`) naming both stages and the transformer's measured
+`default_path`.
 """
 import os
 import time
@@ -303,22 +304,23 @@ def _cpu_threads():
         return max(1, os.cpu_count() or 1)
 
 
-def export_ict(transformer, upsampler, save_dir, n_samples=1, seed=0, atol=1e-4, onnx=False,
-               tune=True, threads=None):
-    """Export both stages of ICT (an ICTTransformerModel and an ICTUpsamplerModel, eval mode) to
-    `save_dir` for deploy/infer.py; each graph is checked against dygraph on seeded inputs
-    (logits for the transformer on every CPU path, the composite for the upsampler) before
-    inference.yml is written. `onnx`: also the transformer's logits graph as ONNX. `tune`: time
-    the transformer's CPU paths (`threads`, default all cores) and record the fastest as its
+def export_ict(model, save_dir, atol=1e-4, onnx=False, tune=True, threads=None):
+    """Export both stages of an ICTModel (ppir.models.ict_model) to `save_dir` for
+    deploy/infer.py; each graph is checked against dygraph on seeded inputs (logits for the
+    transformer on every CPU path, the composite for the upsampler) before inference.yml is
+    written. The default sampling is the model's `n_samples` and its transformer's
+    `sample_seed`. `onnx`: also the transformer's logits graph as ONNX. `tune`: time the
+    transformer's CPU paths (`threads`, default all cores) and record the fastest as its
     `default_path`, the one deploy/infer.py runs. Returns the spec."""
     import yaml
 
     from ppir.data.palette import palette_to_file_format
     from ppir.utils import inference_io as io
 
+    transformer, upsampler = model.transformer, model.upsampler
+    seed, n_samples = transformer.sample_seed, model.n_samples
     os.makedirs(save_dir, exist_ok=True)
-    transformer.set_train(False)
-    upsampler.set_train(False)
+    model.set_train(False)
     t_prefix = os.path.join(save_dir, "transformer", "inference")
     u_prefix = os.path.join(save_dir, "upsampler", "inference")
     save_logits_graph(transformer.net, t_prefix)
@@ -366,7 +368,7 @@ def export_ict(transformer, upsampler, save_dir, n_samples=1, seed=0, atol=1e-4,
     spec = {
         "task": ICT_TASK, "model_name": "ICT", "layout": "NCHW", "color_order": "RGB",
         "pad_multiple": UpsamplerPredictor.multiple, "pad_mode": "reflect",
-        "inputs": [i for i in upsampler.io_spec()["inputs"] if i["name"] != "prior"],
+        "inputs": model.io_spec()["inputs"],
         "host_steps": [],
         "output": {"channels": 3, "value_range": [0.0, 1.0], "composite": True},
         "stages": {
