@@ -69,7 +69,9 @@ def parse_args(argv):
     parser.add_argument("--paths", nargs="+", default=list(PATHS), choices=PATHS)
     parser.add_argument("--tile", type=int, default=0, help="tile size as deploy/infer.py --tile (0 = whole image)")
     parser.add_argument("--torch", default=None, metavar="MODULE:CLASS", help="official PyTorch network to compare")
-    parser.add_argument("--torch_kwargs", default="{}", help="its constructor arguments as JSON")
+    parser.add_argument("--torch_kwargs", default="{}",
+                        help='its constructor arguments as JSON; {"config": {"__attrs__": {...}}} passes an '
+                             'object with those attributes (official code that takes a config object)')
     parser.add_argument("--torch_inputs", default="separate", metavar="separate|concat[:NAME,NAME]",
                         help="separate arguments, or one channel-concatenated tensor (optionally of the named "
                              "inference.yml inputs only)")
@@ -103,6 +105,7 @@ def conv_linear_flops(layer, inputs):
     total = [0]
 
     def hook(sub, args, out):
+        out = out[0] if isinstance(out, (tuple, list)) else out  # e.g. a partial conv's (image, mask)
         w = sub.weight.shape
         if isinstance(sub, paddle.nn.Linear):
             total[0] += int(np.prod(out.shape)) * w[0]
@@ -163,11 +166,14 @@ def torch_times(args, arrays_file, threads):
 def torch_worker(args):
     """Worker mode (the torch interpreter): time the reference on the saved arrays, print JSON."""
     import importlib
+    import types
 
     import torch
 
     module, _, cls = args.torch.partition(":")
-    net = getattr(importlib.import_module(module), cls)(**json.loads(args.torch_kwargs)).eval()
+    kwargs = {k: types.SimpleNamespace(**v["__attrs__"]) if isinstance(v, dict) and "__attrs__" in v else v
+              for k, v in json.loads(args.torch_kwargs).items()}
+    net = getattr(importlib.import_module(module), cls)(**kwargs).eval()
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
     arrays = np.load(args.torch_worker)
     by_size = {}

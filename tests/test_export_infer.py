@@ -326,6 +326,31 @@ def test_export_that_disagrees_with_dygraph_is_refused(exported, tmp_path, monke
     assert {n: (target / n).read_bytes() for n in os.listdir(target)} == before
 
 
+def test_untimed_export_records_a_failed_path_and_succeeds(exported, tmp_path, monkeypatch, capsys):
+    """--no_tune with one CPU path disagreeing with dygraph (CTSDG's TIPC export): exit 0, the
+    failed path recorded, the agreeing path the default, and the summary names it (this used to
+    fail after the export was written, looking for the timings of the untimed paths)."""
+    from ppir.errors import ExportError
+
+    export = _load_script("ppir_tools_export", os.path.join(ROOT, "tools", "export.py"))
+    real_compare = export.compare
+
+    def compare(run, inputs, references, atol, what):
+        if "oneDNN on" in what:
+            raise ExportError(f"{what} differs from dygraph: max abs diff 0.04 > {atol:g}")
+        return real_compare(run, inputs, references, atol, what)
+
+    monkeypatch.setattr(export, "compare", compare)
+    save_dir = tmp_path / "model"
+    assert export.main(["-c", DEMO_CFG, "-o", *TINY, f"Global.pretrained_model={exported['weights']}",
+                        "--save_dir", str(save_dir), "--no_tune"]) == 0
+    with open(save_dir / "inference.yml") as f:
+        spec = yaml.safe_load(f)
+    assert list(spec["export"]["failed_paths"]) == ["paddle_onednn_on"]
+    assert spec["default_path"] == {"backend": "paddle", "enable_mkldnn": False}
+    assert "deploy/infer.py default (untimed)" in capsys.readouterr().out
+
+
 def test_export_without_weights_needs_allow_random(tmp_path):
     """Exporting untrained weights must be asked for explicitly."""
     from ppir.errors import CheckpointError

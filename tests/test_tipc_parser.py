@@ -115,15 +115,18 @@ KEYS = {2: "python", 3: "gpu_list", 10: "train_model_name", 11: "train_infer_img
         29: "norm_export", 30: "quant_export", 31: "fpgm_export", 32: "distill_export", 33: "export1",
         34: "export2", 35: "inference_dir", 36: "train_model", 37: "infer_export", 38: "infer_quant",
         39: "inference", 40: "--device", 41: "--enable_mkldnn", 42: "--cpu_threads", 43: "--batch_size",
-        44: "--use_tensorrt", 45: "--precision", 46: "--model_dir", 47: "--input", 48: "--output",
+        44: "--use_tensorrt", 45: "--precision", 46: "--model_dir", 47: "--input",
         49: "--benchmark"}
 
 
 def test_configs_exist():
-    """Every model with a TIPC chain has the four training configs under their TIPC names (GPU,
-    CPU, AMP, multi-node) and the paddle2onnx config."""
+    """Every restoration model has the four training configs under their TIPC names (GPU, CPU,
+    AMP, multi-node) and the paddle2onnx config; the inpainting models the GPU and CPU ones."""
     for model in ("mirnetv2", "mimounet", "mimounetplus"):
         for name in VARIANTS + ("model_linux_gpu_normal_normal_paddle2onnx_python_linux_cpu.txt",):
+            assert os.path.isfile(os.path.join(ROOT, "test_tipc", "configs", model, name)), (model, name)
+    for model in ("ctsdg", "misf"):
+        for name in ("train_infer_python.txt", CPU_CONFIG):
             assert os.path.isfile(os.path.join(ROOT, "test_tipc", "configs", model, name)), (model, name)
 
 
@@ -154,12 +157,17 @@ def test_config_parses_to_the_51_slots(config):
         assert line.count(":") <= 1 or line.startswith("==="), f"':' inside a value is cut: {line}"
     # Read as the reference harness reads them: line 12 one plain value, the export written to
     # --save_dir itself (line 36 null), line 37 a checkpoint dir (weights and export dir at once),
-    # and the save-log slot left null (the reference never fills it).
+    # and the save-log slot left null (the reference configs never fill it).
     assert "=" not in lines[11] and "|" not in lines[11], "line 12 is one plain path"
     assert lines[27] == "--save_dir:./output/" and lines[28] == "Global.pretrained_model:"
     assert lines[35] == "inference_dir:null"
     assert not lines[36].endswith(".pdparams") and lines[36].startswith("train_model:./test_tipc/weights/")
-    assert lines[48] == "--output:null"
+    if lines[50].startswith("--mask:"):
+        # Inpainting: line 51 passes the mask, so the save-log slot passes the ground truth (the
+        # folder of the unmasked input image) that deploy/infer.py scores against.
+        assert lines[48] == "--gt:" + os.path.dirname(lines[47].split(":", 1)[1])
+    else:
+        assert lines[48] == "--output:null"
 
 
 @pytest.mark.parametrize("config", CONFIGS, ids=config_id)
@@ -455,12 +463,15 @@ def test_compare_results_tolerance_and_image_set(tmp_path):
 
 
 def test_stored_results_cover_every_model():
-    """Each model has stored fp32 whole_infer scores for the images of its CPU config's data."""
-    for model in ("mirnetv2", "mimounet", "mimounetplus"):
+    """Each model has stored fp32 whole_infer scores for the images of its CPU config's data (the
+    inpainting configs infer one image with one mask, scored with the inpainting metrics)."""
+    expected = {"mirnetv2": (6, {"psnr", "ssim"}), "mimounet": (6, {"psnr", "ssim"}),
+                "mimounetplus": (6, {"psnr", "ssim"}), "misf": (1, {"psnr", "ssim", "l1"})}
+    for model, (count, metrics) in expected.items():
         path = os.path.join(ROOT, "test_tipc", "results", f"python_{model}_results_fp32.txt")
         with open(path) as f:
             rows = [line.split("\t") for line in f.read().splitlines()]
-        assert len(rows) >= 6 and all(set(__import__("json").loads(r[1])) == {"psnr", "ssim"} for r in rows)
+        assert len(rows) >= count and all(set(__import__("json").loads(r[1])) == metrics for r in rows)
 
 
 def test_benchmark_analysis_record(tmp_path):
@@ -496,9 +507,11 @@ def test_tipc_amp_switches_override_the_amp_section():
     assert amp_settings(load_config(cfg, ["AMP.enable=True", "Global.use_amp=False"]))[0] is False
 
 
-def test_make_weights_writes_a_loadable_seeded_checkpoint(tmp_path):
+@pytest.mark.parametrize("demo", ["mimounet_demo.yml", "misf_demo.yml"])
+def test_make_weights_writes_a_loadable_seeded_checkpoint(tmp_path, demo):
     """make_weights.py (prepare.sh's whole_infer weights) writes model.pdparams + COMPLETE, a dir
-    that `Global.pretrained_model` loads, and the same config seed gives identical weights."""
+    that `Global.pretrained_model` loads, and the same config seed gives identical weights; a
+    multi-network config (MISF: generator + discriminator) writes its primary network."""
     import numpy as np
     import paddle
 
@@ -506,7 +519,7 @@ def test_make_weights_writes_a_loadable_seeded_checkpoint(tmp_path):
     from ppir.engine.checkpoint import load_weights
     from ppir.models import build_model
 
-    cfg = os.path.join(ROOT, "configs", "demo", "mimounet_demo.yml")
+    cfg = os.path.join(ROOT, "configs", "demo", demo)
     dirs = [tmp_path / "a", tmp_path / "b"]
     for d in dirs:
         result = subprocess.run([sys.executable, "test_tipc/make_weights.py", "-c", cfg, "--save_dir", str(d)],

@@ -435,6 +435,8 @@ def main(argv=None):
               f"threads): {times}; fastest {entry['fastest']}")
     if "default_path_by_size" in spec:
         print("deploy/infer.py default: the fastest path at the measured size nearest to each image")
+    if "default_path" in spec and "cpu_paths" not in spec["export"]:  # --no_tune with a failed path
+        print(f"deploy/infer.py default (untimed): {spec['default_path']}")
     return 0
 
 

@@ -18,9 +18,18 @@ def allreduce_mean_(tensors, world_size):
     tensors = [t for t in tensors if t is not None]
     if world_size <= 1 or not tensors:
         return
-    flat = paddle.concat([t.reshape([-1]).astype("float32") for t in tensors])
-    dist.all_reduce(flat)
-    flat = flat / world_size
+
+    def mean(flat):
+        dist.all_reduce(flat)
+        return flat / world_size
+
+    _through_one_buffer_(tensors, mean)
+
+
+def _through_one_buffer_(tensors, collective):
+    """Run `collective` (float32 1-D tensor -> tensor) once on all `tensors` flattened into one
+    buffer, and copy the result back into them."""
+    flat = collective(paddle.concat([t.reshape([-1]).astype("float32") for t in tensors]))
     offset = 0
     for t in tensors:
         n = int(np.prod(t.shape))
@@ -34,6 +43,31 @@ def broadcast_states_(networks, src=0):
     for net in networks:
         for tensor in net.state_dict().values():
             dist.broadcast(tensor, src=src)
+
+
+def untrained_states(net):
+    """The state tensors no optimizer updates: BatchNorm running statistics, spectral-norm vectors."""
+    trained = {id(p) for p in net.parameters() if p.trainable}
+    return [t for t in net.state_dict().values() if id(t) not in trained]
+
+
+@paddle.no_grad()
+def broadcast_buffers_(networks, src=0):
+    """Copy rank `src`'s untrained states into every rank, in place (one collective).
+
+    Averaged gradients keep the parameters equal, but a BatchNorm updates its running statistics
+    from its own rank's batch. Following rank `src` keeps every rank equal to the state rank `src`
+    saves: the statistics of its own batches only, which is what a torch DDP run with
+    `broadcast_buffers=False` (CTSDG's train.py) saves from rank 0."""
+    tensors = [t for net in networks for t in untrained_states(net)]
+    if not tensors:
+        return
+
+    def from_src(flat):
+        dist.broadcast(flat, src=src)
+        return flat
+
+    _through_one_buffer_(tensors, from_src)
 
 
 def states_digest(networks):

@@ -20,7 +20,7 @@ from ppir.engine.amp import all_finite, build_amp
 from ppir.engine.checkpoint import (EMA, CheckpointManager, check_state_dict, load_checkpoint,
                                     load_pretrained, optimizer_file, portable_optimizer_state,
                                     restore_optimizer_state, weights_file)
-from ppir.engine.distributed import average_logs, broadcast_states_, ranks_agree
+from ppir.engine.distributed import average_logs, broadcast_buffers_, broadcast_states_, ranks_agree
 from ppir.engine.ema import ModelEMA
 from ppir.engine.evaluator import Evaluator, format_scores
 from ppir.engine.lr_scheduler import build_optimizers
@@ -346,6 +346,8 @@ class Trainer:
                 paddle.seed(derive_seed(g["seed"], iteration, self.rank, 3) % (1 << 31))
                 step.iteration = iteration
                 logged = self.model.train_step(batch, step)
+                if self.world_size > 1:
+                    broadcast_buffers_(self.model.networks.values())
                 self.amp.update()
                 if logged is None:
                     nonfinite += 1
