@@ -15,7 +15,6 @@ real image statistics. Writes a markdown table to stdout and, with --out, to a f
 """
 import argparse
 import os
-import platform
 import shutil
 import statistics
 import sys
@@ -28,6 +27,7 @@ import numpy as np
 import yaml
 
 import ppir  # noqa: F401  (sets GLOG/OMP/MKL defaults before paddle is imported)
+from benchmark.common import machine_info, photo, timed
 from ppir.config import parse_value
 from ppir.errors import ConfigError, run_cli
 from ppir.utils import inference_io as io
@@ -77,53 +77,6 @@ def network_kwargs(name, overrides):
     return kwargs
 
 
-def photo(width, height):
-    """A real-photo input in [0, 1]: the centre crop of skimage's astronaut, resized when larger."""
-    import cv2
-    from skimage import data
-
-    img = data.astronaut()
-    h, w = img.shape[:2]
-    if width > w or height > h:
-        scale = max(width / w, height / h)
-        img = cv2.resize(img, (int(np.ceil(w * scale)), int(np.ceil(h * scale))), interpolation=cv2.INTER_CUBIC)
-        h, w = img.shape[:2]
-    top, left = (h - height) // 2, (w - width) // 2
-    crop = img[top:top + height, left:left + width].astype(np.float32) / 255.0
-    return np.ascontiguousarray(crop.transpose(2, 0, 1)[None])
-
-
-def timed(fn, x, repeat, warmup):
-    for _ in range(warmup):
-        out = fn(x)
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        out = fn(x)
-        times.append(time.perf_counter() - start)
-    return out, times
-
-
-def machine_info():
-    cpu = platform.processor() or "unknown CPU"
-    if os.path.exists("/proc/cpuinfo"):
-        with open("/proc/cpuinfo") as f:
-            names = [line.split(":", 1)[1].strip() for line in f if line.startswith("model name")]
-        if names:
-            cpu = names[0]
-    import onnxruntime
-    import paddle
-    import paddle2onnx
-
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:
-        cores = os.cpu_count()
-    threads = ", ".join(f"{k}={os.environ.get(k, 'unset')}" for k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"))
-    return (f"{cpu}, {cores} cores visible; Python {platform.python_version()}, paddlepaddle {paddle.__version__}, "
-            f"paddle2onnx {paddle2onnx.__version__}, onnxruntime {onnxruntime.__version__}; {threads}")
-
-
 def write_export(layer, in_channels, multiple, folder, name, with_onnx):
     """Save the static model plus the inference.yml the deploy Predictor needs."""
     import paddle
@@ -163,7 +116,7 @@ def bench_model(name, kwargs, sizes, args):
     params = sum(int(np.prod(p.shape)) for p in layer.parameters())
     multiple = int(getattr(type(net), "size_multiple", 1))
     in_channels = int(kwargs.get("inp_channels", kwargs.get("in_channels", 3)))
-    inputs = {s: photo(*s) for s in sizes}
+    inputs = {s: np.ascontiguousarray(photo(*s).transpose(2, 0, 1)[None]) for s in sizes}
     rows = {s: [] for s in sizes}
     refs = {}
 

@@ -12,6 +12,7 @@ config is needed. Boolean flags take True/False values, as TIPC passes them (`--
 See docs/deploy.md.
 """
 import argparse
+import math
 import os
 import re
 import shutil
@@ -63,6 +64,13 @@ def default_cpu_threads():
         return max(1, len(os.sched_getaffinity(0)))
     except AttributeError:
         return max(1, os.cpu_count() or 1)
+
+
+def cpu_has_bf16():
+    """Whether oneDNN can run bf16 kernels fast here (AVX512-BF16 or AMX)."""
+    from paddle.base import core
+
+    return bool(core.supports_bfloat16_fast_performance())
 
 
 def short_reason(exc):
@@ -126,6 +134,10 @@ class Predictor:
                 raise ConfigError("--precision fp16 needs --device gpu (Paddle has no fp16 CPU kernels)")
             if self.precision == "bf16" and not self.enable_mkldnn:
                 raise ConfigError("--precision bf16 on CPU needs --enable_mkldnn True")
+            if self.precision == "bf16" and not cpu_has_bf16():
+                # Measured on an AVX2-only CPU: oneDNN silently runs fp32 (bit-identical output).
+                raise ConfigError("--precision bf16 needs a CPU with AVX512-BF16 or AMX; this one has "
+                                  "neither, and Paddle would silently run fp32: use --precision fp32")
         if self.device == "gpu" and self.precision == "bf16":
             raise ConfigError("--precision bf16 is a CPU (oneDNN) option; use fp32 or fp16 on GPU")
         if self.backend == "paddle" and self.device == "gpu":
@@ -333,8 +345,8 @@ def parse_args(argv):
     parser.add_argument("--gt", default=None, help="ground truth file or folder: prints PSNR/SSIM")
     parser.add_argument("--device", default="cpu", choices=("cpu", "gpu"))
     parser.add_argument("--enable_mkldnn", type=str2bool, default=None,
-                        help="oneDNN on CPU (default: the path tools/export.py measured fastest, "
-                             "inference.yml default_path; else True)")
+                        help="oneDNN on CPU (default: the path tools/export.py measured fastest at the "
+                             "size nearest to the input, inference.yml default_path_by_size; else True)")
     parser.add_argument("--cpu_threads", type=int, default=None, help="default: all cores of this process")
     parser.add_argument("--precision", default="fp32", choices=PRECISIONS)
     parser.add_argument("--use_tensorrt", type=str2bool, default=False)
@@ -344,8 +356,8 @@ def parse_args(argv):
     parser.add_argument("--tile_overlap", type=int, default=None, help="default: inference.yml tile_overlap")
     parser.add_argument("--benchmark", type=str2bool, default=False, help="print the AutoLog-format report")
     parser.add_argument("--backend", default=None, choices=("paddle", "onnxruntime"),
-                        help="default: the path tools/export.py measured fastest (inference.yml default_path); "
-                             "else paddle")
+                        help="default: the path tools/export.py measured fastest at the size nearest to "
+                             "the input (inference.yml default_path_by_size); else paddle")
     parser.add_argument("--n_samples", type=int, default=None,
                         help="ICT: completions per image (default: inference.yml sampling)")
     parser.add_argument("--seed", type=int, default=None,
@@ -378,10 +390,11 @@ def model_input_shapes(chw, batch_size, tile, multiple):
     return {(b, c, h, w) for b in sorted({1, batch_size})}
 
 
-def choose_path(args, spec):
+def choose_path(args, spec, pixels=None):
     """(backend, enable_mkldnn, why): flags the user gave win; otherwise the fastest fp32 CPU path
-    that tools/export.py measured for this model (inference.yml `default_path`); otherwise Paddle
-    Inference with oneDNN."""
+    that tools/export.py measured for this model at the timed size nearest to `pixels` (the
+    model input's H x W: the image, or the tile), from inference.yml `default_path_by_size`
+    (`default_path` in older exports); otherwise Paddle Inference with oneDNN."""
     if args.backend is not None or args.enable_mkldnn is not None or args.device != "cpu" \
             or args.precision != "fp32":
         backend = args.backend or "paddle"
@@ -393,20 +406,47 @@ def choose_path(args, spec):
                               f"did not match dygraph when it was exported ({failed[path]}); "
                               f"run with --enable_mkldnn {not onednn}")
         return backend, onednn, "as requested"
-    measured = spec.get("default_path")
+    measured, where = spec.get("default_path"), ""
+    by_size = spec.get("default_path_by_size") or []
+    if by_size and pixels:
+        measured = min(by_size, key=lambda e: abs(math.log(pixels / (e["size"][0] * e["size"][1]))))
+        where = f" at {measured['size'][1]}x{measured['size'][0]}, the timed size nearest to this input"
     if isinstance(measured, dict) and measured.get("backend") in ("paddle", "onnxruntime"):
         onnx_ok = measured["backend"] != "onnxruntime" or os.path.isfile(
             os.path.join(args.model_dir, spec.get("onnx_file") or io.ONNX_FILE))
         if onnx_ok:
             return (measured["backend"], bool(measured.get("enable_mkldnn", True)),
-                    "the fastest path measured by tools/export.py (inference.yml default_path)")
+                    f"the fastest path measured by tools/export.py{where}")
     return "paddle", True, "default"
 
 
-def build_metrics(spec):
-    from ppir.metrics import build_metrics as build
+def input_pixels(paths, tile, multiple):
+    """The largest model input (H x W after padding, capped by the tile) among image files,
+    read from their headers."""
+    from PIL import Image
 
-    return build(spec.get("metrics") or [{"name": "PSNR"}, {"name": "SSIM"}], where="inference.yml metrics")
+    largest = 0
+    for path in paths:
+        try:
+            with Image.open(path) as img:
+                w, h = img.size
+        except Exception:  # unreadable files are reported when they are loaded
+            continue
+        h, w = -(-h // multiple) * multiple, -(-w // multiple) * multiple
+        if tile:
+            h, w = min(tile, h), min(tile, w)
+        largest = max(largest, h * w)
+    return largest or None
+
+
+def build_metrics(spec):
+    from ppir.metrics import METRICS, build_metrics as build
+
+    cfgs = spec.get("metrics") or [{"name": "PSNR"}, {"name": "SSIM"}]
+    # A set metric (FID) scores a whole evaluation set, not one image: tools/eval.py reports it.
+    cfgs = [c for c in cfgs if not (isinstance(c, dict) and c.get("name") in METRICS
+                                    and getattr(METRICS.get(c["name"]), "per_set", False))]
+    return build(cfgs, where="inference.yml metrics")
 
 
 # Paddle raises MemoryError for a failed host allocation; onnxruntime and some Paddle paths raise
@@ -481,7 +521,7 @@ def main(argv=None):
         tune_shapes = set()
         for item in filter(None, (try_load(i, report=False) for i in range(len(inputs)))):
             tune_shapes |= model_input_shapes(item["image"].shape, args.batch_size, tile, multiple)
-    args.backend, args.enable_mkldnn, why = choose_path(args, spec)
+    args.backend, args.enable_mkldnn, why = choose_path(args, spec, input_pixels(inputs, tile, multiple))
     predictor = Predictor(args.model_dir, device=args.device, enable_mkldnn=args.enable_mkldnn,
                           cpu_threads=args.cpu_threads, precision=args.precision,
                           use_tensorrt=args.use_tensorrt, backend=args.backend,
@@ -561,17 +601,25 @@ def main(argv=None):
 
 
 def ict_main(args, spec):
-    """ICT's two stages from one export (tools/ict_export.py): per image, the transformer's logits
-    graph drives the shared host-side sampling loop (ppir.models.ict_inference.complete), then
-    the upsampler graph turns each sampled prior into a composite. Every sample is written,
-    `<name>_sample<k>.png`, with its s x s prior `<name>_prior<k>.png`."""
+    """ICT's two stages from one export (tools/export.py with an ICTModel config, or
+    tools/ict_export.py): per image, the transformer's logits graph drives the shared host-side
+    sampling loop (ppir.models.ict_inference.complete), then the upsampler graph turns each
+    sampled prior into a composite. Every sample is written, `<name>_sample<k>.png`, with its
+    s x s prior `<name>_prior<k>.png`. fp32 only (the transformer on the path the export measured
+    fastest unless flags say otherwise), one image at a time (each sampling step is one batch of
+    n_samples rows); --benchmark prints the seconds per image and per forward."""
+    import time
+
     from ppir.data.image_io import read_image, write_image
     from ppir.data.masks import read_mask
     from ppir.data.palette import load_palette
-    from ppir.models.ict_inference import PredictorLogits, UpsamplerPredictor, complete
+    from ppir.models.ict_inference import UpsamplerPredictor, complete
 
     if not args.mask:
         raise DataError(f"the model in {args.model_dir} needs a mask: pass --mask (white = hole)")
+    if args.use_tensorrt or args.precision != "fp32":
+        raise ConfigError("an ICT export runs fp32 only (no TensorRT, fp16 or bf16: other logits "
+                          "change the sampled tokens)")
     stages, sampling = spec["stages"], spec.get("sampling", {})
     n_samples = args.n_samples or sampling.get("n_samples", 1)
     seed = sampling.get("seed", 0) if args.seed is None else args.seed
@@ -582,7 +630,7 @@ def ict_main(args, spec):
         return os.path.join(args.model_dir, os.path.splitext(stages[stage]["model_file"])[0])
 
     transformer = stages["transformer"]
-    logits_fn = PredictorLogits(prefix("transformer"), args.device, threads, onednn)
+    logits_fn, logits_path = ict_logits_fn(args, transformer, prefix("transformer"), threads)
     upsample_fn = UpsamplerPredictor(prefix("upsampler"), args.device, threads, onednn)
     palette = load_palette(os.path.join(args.model_dir, transformer["palette_file"]))
     if not (args.output or "").strip():
@@ -604,15 +652,65 @@ def ict_main(args, spec):
         except DataError as exc:
             failures.add(path, exc)
             continue
+        start = time.perf_counter()
         results = complete(img.transpose(2, 0, 1), mask[None], palette, transformer["prior_size"],
                            logits_fn, upsample_fn, n_samples, transformer["top_k"],
                            transformer["temperature"], seed)
+        if args.benchmark:
+            print(f"{os.path.basename(path)}: {n_samples} sample(s) in "
+                  f"{time.perf_counter() - start:.3f} s ({args.device}, oneDNN "
+                  f"{'on' if onednn else 'off'}, {threads} threads)")
         for (out_path, prior_path), (prior, out) in zip(names[i], results):
             write_image(out_path, out.transpose(1, 2, 0))
             write_image(prior_path, prior)
     print(f"wrote {n_samples} sample(s) for each of {len(inputs) - len(failures.paths)} image(s) "
           f"to {args.output}")
+    if args.benchmark:
+        per = logits_fn.seconds / max(logits_fn.calls, 1)
+        print(f"ICT transformer: {logits_path}, {threads} thread(s); {logits_fn.calls} forwards, "
+              f"{per:.4f} s per forward, {logits_fn.seconds:.2f} s of sampling")
     return failures.exit_code()
+
+
+class TimedLogits:
+    """A logits_fn that counts its calls and their wall time (--benchmark)."""
+
+    def __init__(self, fn):
+        self.fn, self.calls, self.seconds = fn, 0, 0.0
+
+    def __call__(self, *args):
+        import time
+
+        tic = time.perf_counter()
+        out = self.fn(*args)
+        self.seconds += time.perf_counter() - tic
+        self.calls += 1
+        return out
+
+
+def ict_logits_fn(args, transformer, prefix, threads):
+    """The transformer's logits_fn and a description of its path: the flags given win, else the
+    fastest CPU path tools/ict_export.py measured (inference.yml stages.transformer.default_path),
+    else Paddle Inference with oneDNN."""
+    from ppir.models.ict_inference import OnnxLogits, PredictorLogits
+
+    view = {"default_path": transformer.get("default_path"), "onnx_file": transformer.get("onnx_file"),
+            "export": {"failed_paths": transformer.get("failed_paths") or {}}}
+    backend, onednn, why = choose_path(args, view)
+    if why.startswith("the fastest"):  # choose_path names tools/export.py and the top-level key
+        why = "the fastest path tools/ict_export.py measured (inference.yml stages.transformer.default_path)"
+    onednn = onednn and args.device == "cpu"
+    if backend == "onnxruntime":
+        if args.device != "cpu":
+            raise ConfigError("ICT's ONNX logits graph runs on CPU; use --backend paddle with --device gpu")
+        onnx_file = os.path.join(args.model_dir, transformer.get("onnx_file") or "")
+        if not transformer.get("onnx_file") or not os.path.isfile(onnx_file):
+            raise ExportError(f"{args.model_dir} has no ONNX logits graph; re-export with tools/ict_export.py --onnx")
+        fn = OnnxLogits(onnx_file, threads)
+    else:
+        fn = PredictorLogits(prefix, args.device, threads, onednn)
+    where = "onnxruntime" if backend == "onnxruntime" else f"Paddle Inference, oneDNN {'on' if onednn else 'off'}"
+    return TimedLogits(fn), f"{where} ({why})"
 
 
 def score(metrics, img, gt_path, input_path):

@@ -1,10 +1,11 @@
-"""Write seeded, untrained weights of a config's network as a checkpoint directory.
+"""Write seeded, untrained weights of a config's networks as a checkpoint directory.
 
     python test_tipc/make_weights.py -c configs/mirnetv2_sidd.yml --save_dir ./test_tipc/weights/mirnetv2
 
 TIPC's whole_infer mode needs trained weights at config line 37 (`train_model:`). prepare.sh makes
-them here instead of downloading anything: the network is built with `Global.seed` (default 0)
-and saved as DIR/model.pdparams plus the COMPLETE marker, the layout of a training checkpoint, so
+them here instead of downloading anything: the task model is built with `Global.seed` (default 0)
+and every network saved as in a training checkpoint (DIR/model.pdparams for the primary,
+DIR/<name>.pdparams for the others) plus the COMPLETE marker, so
 `Global.pretrained_model=DIR` loads it and tools/export.py can write the inference model into the
 same DIR (the reference harness passes line 37 both as the weights and as the export directory).
 The same seed gives the same weights on every machine, which is what makes the stored inference
@@ -29,18 +30,18 @@ def main(argv=None):
     cfg = config_from_args(args)
     import paddle
 
-    from ppir.engine.checkpoint import COMPLETE, WEIGHTS
+    from ppir.engine.checkpoint import COMPLETE, weights_file
     from ppir.models import build_model
 
     paddle.set_device("cpu")
     paddle.seed(int(cfg["Global"]["seed"]))
     model = build_model(cfg)
     os.makedirs(args.save_dir, exist_ok=True)
-    paddle.save(model.net.state_dict(), os.path.join(args.save_dir, WEIGHTS))
+    for name, net in model.networks.items():
+        paddle.save(net.state_dict(), os.path.join(args.save_dir, weights_file(name, model.primary)))
     with open(os.path.join(args.save_dir, COMPLETE), "w") as f:
         f.write("0\n")
-    spec = cfg["Model"].get("network") or cfg["Model"]["networks"][model.primary]  # multi-network: the primary
-    print(f"wrote seeded {spec['name']} weights (seed {cfg['Global']['seed']}) "
+    print(f"wrote seeded weights of {', '.join(model.networks)} (seed {cfg['Global']['seed']}) "
           f"to {args.save_dir}")
     return 0
 

@@ -28,7 +28,7 @@ def exported(tmp_path_factory):
     paddle.save(model.net.state_dict(), weights)
     save_dir = root / "model"
     proc = run_tool("tools/export.py", "-c", DEMO_CFG, "-o", f"Global.pretrained_model={weights}",
-                    "--save_dir", str(save_dir), "--atol", "5e-3", timeout=900)
+                    "--save_dir", str(save_dir), "--atol", "5e-3", "--tune_sizes", "64x64", timeout=900)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return {"dir": str(save_dir), "model": model, "root": root, "stdout": proc.stdout}
 

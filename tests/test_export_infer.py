@@ -51,7 +51,7 @@ def exported(tmp_path_factory):
     save_dir.mkdir()
     (save_dir / "keep_me.txt").write_text("a checkpoint or log that lives next to the export")
     proc = run_tool("tools/export.py", "-c", DEMO_CFG, "-o", *TINY, f"Global.pretrained_model={weights}",
-                    "--save_dir", str(save_dir), "--onnx")
+                    "--save_dir", str(save_dir), "--onnx", "--tune_sizes", "64x64,160x96")
     assert proc.returncode == 0, proc.stderr
     return {"dir": str(save_dir), "model": model, "weights": weights, "stdout": proc.stdout, "root": root}
 
@@ -88,12 +88,43 @@ def test_default_path_is_the_fastest_measured_unless_flags_say_otherwise(tmp_pat
     assert infer.choose_path(args(), spec)[:2] == ("onnxruntime", False)
     assert infer.choose_path(args(enable_mkldnn=False), spec)[:2] == ("paddle", False)
     assert infer.choose_path(args(), {})[:2] == ("paddle", True)
+    # Timed at two sizes: the entry nearest (in log pixels) to the model input wins.
+    by_size = {**spec, "default_path_by_size": [
+        {"size": [256, 256], "backend": "paddle", "enable_mkldnn": True},
+        {"size": [720, 1280], "backend": "onnxruntime", "enable_mkldnn": False}]}
+    assert infer.choose_path(args(), by_size, pixels=300 * 300)[:2] == ("paddle", True)
+    assert infer.choose_path(args(), by_size, pixels=1000 * 700)[:2] == ("onnxruntime", False)
+    assert "1280x720" in infer.choose_path(args(), by_size, pixels=1000 * 700)[2]
+    assert infer.choose_path(args(), by_size)[:2] == ("onnxruntime", False)  # no size known: default_path
     # A path whose output disagreed with dygraph at export is refused by name, never run silently.
     failed = {"default_path": {"backend": "paddle", "enable_mkldnn": False},
               "export": {"failed_paths": {"paddle_onednn_on": "max abs diff 0.04 > 1e-05"}}}
     assert infer.choose_path(args(), failed)[:2] == ("paddle", False)
     with pytest.raises(ExportError, match="oneDNN on did not match dygraph.*--enable_mkldnn False"):
         infer.choose_path(args(enable_mkldnn=True), failed)
+
+
+def test_tuning_times_larger_sizes_only_for_paths_close_to_the_fastest(monkeypatch):
+    """Each tuned size records its own fastest path; a path more than CANDIDATE_FACTOR slower
+    than the fastest at one size is not timed at the next (full-width models take seconds per
+    large run)."""
+    export = export_tool()
+    table = {(64, 64): {"paddle_onednn_on": 10.0, "paddle_onednn_off": 30.0, "onnxruntime": 12.0},
+             (96, 160): {"paddle_onednn_on": 50.0, "onnxruntime": 20.0}}
+    timed = []
+
+    def fake_time_paths(predictors, x, runs=3, warmup=1):
+        size = tuple(x.shape[2:])
+        timed.append((size, sorted(predictors)))
+        return {name: table[size][name] for name in predictors}
+
+    monkeypatch.setattr(export, "time_paths", fake_time_paths)
+    monkeypatch.setattr(export, "check_inputs", lambda spec, sizes: [np.zeros((1, 3, *sizes[0]), np.float32)])
+    entries = export.tune_paths(dict.fromkeys(table[(64, 64)]), {}, [(64, 64), (96, 160)])
+    assert timed == [((64, 64), ["onnxruntime", "paddle_onednn_off", "paddle_onednn_on"]),
+                     ((96, 160), ["onnxruntime", "paddle_onednn_on"])]
+    assert [e["fastest"] for e in entries] == ["paddle_onednn_on", "onnxruntime"]
+    assert export.parse_sizes("1280x720,256x256") == [(256, 256), (720, 1280)]
 
 
 def test_export_writes_a_self_describing_directory(exported):
@@ -112,11 +143,15 @@ def test_export_writes_a_self_describing_directory(exported):
     assert spec["tile"] is None and spec["tile_overlap"] == 32
     assert [m["name"] for m in spec["metrics"]] == ["PSNR", "SSIM"]
     assert spec["export"]["weights"] == exported["weights"] and spec["export"]["onnx_opset"] == 13
-    timed = spec["export"]["cpu_paths"]
-    assert timed["size"] == [256, 256] and set(timed["median_ms"]) == {"paddle_onednn_on", "paddle_onednn_off",
-                                                                       "onnxruntime"}
-    fastest = min(timed["median_ms"], key=timed["median_ms"].get)
-    assert spec["default_path"] == {k: v for k, v in export_tool().PATHS[fastest].items()}
+    paths = export_tool().PATHS
+    timings = spec["export"]["cpu_paths"]["timings"]
+    assert [t["size"] for t in timings] == [[64, 64], [96, 160]]
+    assert set(timings[0]["median_ms"]) == {"paddle_onednn_on", "paddle_onednn_off", "onnxruntime"}
+    assert set(timings[1]["median_ms"]) <= set(timings[0]["median_ms"])
+    for t in timings:
+        assert t["fastest"] == min(t["median_ms"], key=t["median_ms"].get)
+    assert spec["default_path"] == paths[timings[0]["fastest"]]
+    assert spec["default_path_by_size"] == [{"size": t["size"], **paths[t["fastest"]]} for t in timings]
     diffs = spec["export"]["max_abs_diff"]
     assert set(diffs) == {"paddle_inference_onednn_on", "paddle_inference_onednn_off", "onnxruntime"}
     assert all(0 <= d <= 1e-5 for d in diffs.values())
@@ -353,7 +388,7 @@ def test_export_mimounet_random_weights(config, tmp_path):
     if not os.path.isfile(path):
         pytest.skip(f"{path} not written yet")
     proc = run_tool("tools/export.py", "-c", path, "-o", "Model.network.num_res=1", "--save_dir",
-                    str(tmp_path / "m"), "--onnx", "--allow_random")
+                    str(tmp_path / "m"), "--onnx", "--allow_random", "--tune_sizes", "64x64")
     assert proc.returncode == 0, proc.stderr
     assert "exporting random weights" in proc.stderr
     with open(tmp_path / "m" / "inference.yml") as f:
@@ -399,3 +434,18 @@ def test_pir_tensorrt_cache_covers_every_shape(tmp_path, monkeypatch):
     assert len(calls) == 1
     predictor._pir_tensorrt_model(model, {(1, 3, 256, 32)})
     assert calls[-1][1:] == ((1, 3, 64, 32), (2, 3, 256, 96))
+
+
+def test_bf16_is_refused_on_cpus_without_bf16_kernels(monkeypatch):
+    """Without AVX512-BF16/AMX, oneDNN silently runs fp32 for --precision bf16 (measured: identical
+    output), so the Predictor refuses it with one line instead of pretending; with them it is allowed."""
+    from ppir.errors import ConfigError
+
+    infer = _load_script("ppir_deploy_infer", os.path.join(ROOT, "deploy", "infer.py"))
+    predictor = infer.Predictor.__new__(infer.Predictor)
+    predictor.__dict__.update(device="cpu", backend="paddle", precision="bf16", enable_mkldnn=True)
+    monkeypatch.setattr(infer, "cpu_has_bf16", lambda: False)
+    with pytest.raises(ConfigError, match="AVX512-BF16 or AMX"):
+        predictor._check_options()
+    monkeypatch.setattr(infer, "cpu_has_bf16", lambda: True)
+    predictor._check_options()

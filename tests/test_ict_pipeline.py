@@ -105,3 +105,36 @@ def test_export_and_deploy_match_the_pipeline(setup, tmp_path):
         ours = read_image(str(tmp_path / "dep" / f"image_sample{k}.png"))
         theirs = read_image(str(tmp_path / "ref" / f"completion_{k}.png"))
         assert np.abs(ours - theirs).max() <= 1 / 255 + 1e-6
+
+
+def test_export_records_the_fastest_logits_path_and_deploy_runs_it(setup, tmp_path, capsys):
+    """With --onnx, tools/ict_export.py times the transformer's CPU paths (oneDNN on/off,
+    onnxruntime) and records the fastest as stages.transformer.default_path; deploy/infer.py
+    runs that path by default and says so with --benchmark, and the forced onnxruntime path
+    samples the dygraph pipeline's priors for the same seed."""
+    from deploy import infer
+    from tools import ict_export
+
+    export = tmp_path / "export"
+    ict_export.main(["--transformer", str(setup / "transformer.yml"),
+                     "--transformer_weights", str(setup / "transformer.pdparams"),
+                     "--upsampler", str(setup / "upsampler.yml"),
+                     "--upsampler_weights", str(setup / "upsampler.pdparams"),
+                     "--save_dir", str(export), "--onnx"])
+    stage = yaml.safe_load((export / "inference.yml").read_text())["stages"]["transformer"]
+    timings = stage["cpu_paths"]["median_s_per_forward"]
+    assert set(timings) == {"paddle_onednn_on", "paddle_onednn_off", "onnxruntime"}
+    fastest = min(timings, key=timings.get)
+    assert stage["default_path"] == {"backend": "onnxruntime" if fastest == "onnxruntime" else "paddle",
+                                     "enable_mkldnn": fastest == "paddle_onednn_on"}
+    ref = run(setup, tmp_path / "ref", seed=0, n_samples=1)
+    for extra, shown in (([], "tools/ict_export.py measured"),
+                         (["--backend", "onnxruntime"], "onnxruntime (as requested)")):
+        out = tmp_path / f"dep{len(extra)}"
+        capsys.readouterr()
+        assert infer.main(["--model_dir", str(export), "--input", str(setup / "image.png"),
+                           "--mask", str(setup / "mask.png"), "--output", str(out),
+                           "--benchmark", "True"] + extra) == 0
+        printed = capsys.readouterr().out
+        assert "ICT transformer: " in printed and shown in printed
+        assert (out / "image_prior0.png").read_bytes() == ref["prior_0.png"]

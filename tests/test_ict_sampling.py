@@ -10,14 +10,17 @@ V = 512
 
 
 class RecordingLogits:
-    """Fake transformer: fixed logits per (position, token); records the masks of every call."""
+    """Fake transformer: fixed logits per (position, token); records the masks and the positions
+    asked for of every call."""
 
     def __init__(self, logits):
-        self.logits, self.calls = logits, []
+        self.logits, self.calls, self.positions = logits, [], []
 
-    def __call__(self, tokens, masks):
+    def __call__(self, tokens, masks, positions):
         self.calls.append(masks.copy())
-        return np.broadcast_to(self.logits, tokens.shape + (self.logits.shape[-1],))
+        self.positions.append(list(positions))
+        rows = self.logits[positions]
+        return np.broadcast_to(rows, (len(tokens),) + rows.shape)
 
 
 def flat_logits(t):
@@ -43,7 +46,8 @@ def test_samples_of_one_batch_are_diverse():
 
 def test_raster_order_one_forward_per_missing_position():
     """Known tokens never change; only missing positions are sampled, in raster order, with one
-    forward per position that is missing in some row, each seeing the previous draws as known."""
+    forward per position that is missing in some row, each seeing the previous draws as known and
+    asked for the logits at that position only."""
     tokens = np.arange(10) + 100
     masks = np.array([0, 1, 0, 0, 1, 1, 0, 0, 0, 1], np.float32)
     fake = flat_logits(10)
@@ -52,6 +56,7 @@ def test_raster_order_one_forward_per_missing_position():
     assert (out[:, known] == tokens[known]).all()
     assert len(fake.calls) == int(masks.sum())
     missing = np.flatnonzero(masks)
+    assert fake.positions == [[i] for i in missing]
     for step, call in enumerate(fake.calls):
         expected = masks.copy()
         expected[missing[:step]] = 0
@@ -60,13 +65,16 @@ def test_raster_order_one_forward_per_missing_position():
 
 def test_each_row_follows_its_own_mask():
     """With per-row masks (unlike the official mask[0, i]), a position known in one row is kept
-    there while it is sampled in the other row."""
+    there while it is sampled in the other row, and each forward holds only the row sampled."""
     tokens = np.array([[7, 8, 9, 10], [7, 8, 9, 10]])
     masks = np.array([[0, 0, 1, 0], [0, 1, 0, 0]], np.float32)
     logits = np.full((4, V), -10.0, np.float32)
     logits[:, 3] = 10.0  # token 3 dominates at every position
-    out = sample_tokens(RecordingLogits(logits), tokens, masks, top_k=1, seed=0)
+    fake = RecordingLogits(logits)
+    out = sample_tokens(fake, tokens, masks, top_k=1, seed=0)
     np.testing.assert_array_equal(out, [[7, 8, 3, 10], [7, 3, 9, 10]])
+    np.testing.assert_array_equal(fake.calls[0], masks[1:])  # position 1: the second row only
+    np.testing.assert_array_equal(fake.calls[1], [[0, 0, 1, 0]])
 
 
 def test_top_k_is_respected():
@@ -111,6 +119,27 @@ def test_with_ict_transformer():
     assert (a[:, :10] == tokens[:10]).all() and a.min() >= 0 and a.max() < V
 
 
+def test_row_logits_sample_the_tokens_of_the_full_forward():
+    """Sampling with the logits at the sampled position only (`logits_at`, what
+    `paddle_logits_fn` runs) draws exactly the tokens of the loop that runs the full forward and
+    reads that row, for a seed (3 layers, per-row masks, 2 samples)."""
+    from ppir.models.ict_sampling import paddle_logits_fn
+
+    paddle.seed(1)
+    net = ICTTransformer(block_size=36, n_layer=3, n_embd=32, n_head=2)
+    rows_fn = paddle_logits_fn(net)
+
+    def full_fn(tokens, masks, positions):
+        return rows_fn(tokens, masks)[:, positions]
+
+    rng = np.random.default_rng(0)
+    tokens = rng.integers(0, V, (2, 36))
+    masks = (rng.random((2, 36)) < 0.5).astype(np.float32)
+    ours = sample_tokens(rows_fn, tokens, masks, seed=9)
+    np.testing.assert_array_equal(ours, sample_tokens(full_fn, tokens, masks, seed=9))
+    assert (ours[masks == 0] == tokens[masks == 0]).all()
+
+
 def test_bad_arguments():
     """Mismatched shapes, a logits function of the wrong shape and a non-positive temperature are
     refused."""
@@ -119,6 +148,6 @@ def test_bad_arguments():
     with pytest.raises(DataError, match="same shape"):
         sample_tokens(flat_logits(4), np.zeros(4), np.zeros(5))
     with pytest.raises(DataError, match="logits_fn returned"):
-        sample_tokens(lambda tokens, masks: np.zeros((1, 3, V)), np.zeros(4), np.ones(4))
+        sample_tokens(lambda tokens, masks, positions: np.zeros((1, 4, V)), np.zeros(4), np.ones(4))
     with pytest.raises(ValueError, match="temperature"):
         sample_tokens(flat_logits(4), np.zeros(4), np.ones(4), temperature=0)

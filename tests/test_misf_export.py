@@ -26,7 +26,7 @@ def exported(tmp_path_factory):
     weights = str(root / "gen.pdparams")
     paddle.save({k: paddle.to_tensor(v) for k, v in state.items()}, weights)
     proc = run_tool("tools/export.py", "-c", DEMO_CFG, "-o", f"Global.pretrained_model={weights}",
-                    "--save_dir", str(root / "model"))
+                    "--save_dir", str(root / "model"), "--tune_sizes", "64x64")
     assert proc.returncode == 0, proc.stderr
     return root
 

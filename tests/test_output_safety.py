@@ -67,7 +67,8 @@ def weights(tmp_path_factory):
 def export_dir(tmp_path_factory, weights):
     """A verified Paddle export (no ONNX) of the tiny MIRNetV2."""
     save_dir = tmp_path_factory.mktemp("export") / "model"
-    code = _tool("export").main([*CFG, f"Global.pretrained_model={weights}", "--save_dir", str(save_dir)])
+    code = _tool("export").main([*CFG, f"Global.pretrained_model={weights}", "--save_dir", str(save_dir),
+                                 "--tune_sizes", "64x64"])
     assert code == 0
     return save_dir
 

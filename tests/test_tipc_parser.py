@@ -403,7 +403,8 @@ def test_whole_infer_exports_into_the_weights_dir_and_infers_there(tmp_path, stu
     assert run.returncode == 0, run.stdout
     lines = status_lines(stub_name, "whole_infer")
     assert len(lines) == 5
-    assert (f"tools/export.py -c configs/demo/mirnetv2_demo.yml -o Global.pretrained_model={weights} "
+    assert (f"tools/export.py -c configs/demo/mirnetv2_demo.yml --tune_sizes 256x256 -o "
+            f"Global.pretrained_model={weights} "
             f"--save_dir={weights} - ./test_tipc/output/{stub_name}/whole_infer_export_0.log") in lines[0]
     assert f"--model_dir={weights} --batch_size=1 --input=./test_tipc/data/mirnetv2_lite/val/input" in lines[1]
     assert "python_infer_cpu_gpus_0_usemkldnn_True_threads_1_precision_fp32_batchsize_1.log" in lines[1]

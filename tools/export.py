@@ -10,11 +10,16 @@ Inference through deploy/infer.py's Predictor (oneDNN on and off) and, with --on
 onnxruntime, on a square and a non-square input; every output must match the dygraph network to
 --atol (max abs diff), else the export fails with exit code 2 and DIR is left as it was.
 
+A model whose deployment is several graphs (ICTModel: the transformer's logits graph and the
+upsampler) writes its own folder layout through `model.export_stages(dir, atol)` (each graph
+checked against dygraph there); it is committed into DIR the same way.
+
 DIR may already hold other files (TIPC exports next to the checkpoints); only the export files are
 replaced. inference.yml is removed first and written last, so a directory holding an
 inference.yml always holds a complete, verified export.
 """
 import argparse
+import contextlib
 import os
 import shutil
 import sys
@@ -41,13 +46,34 @@ def parse_args(argv):
     parser.add_argument("--save_dir", required=True, help="directory for the exported files")
     parser.add_argument("--onnx", action="store_true", help="also write inference.onnx (paddle2onnx)")
     parser.add_argument("--opset", type=int, default=13, help="ONNX opset (default 13)")
-    parser.add_argument("--atol", type=float, default=DEFAULT_ATOL,
-                        help=f"max abs difference allowed against dygraph (default {DEFAULT_ATOL})")
+    parser.add_argument("--atol", type=float, default=None,
+                        help=f"max abs difference allowed against dygraph (default {DEFAULT_ATOL}; "
+                             f"a multi-graph export: the model's own)")
+    parser.add_argument("--tune_sizes", default=None, metavar="WxH,...",
+                        help="input sizes the CPU paths are timed on (default: the model's, 256x256,1280x720 "
+                             "for restoration and 256x256,512x512 for inpainting)")
     parser.add_argument("--no_tune", action="store_true",
                         help="skip timing the CPU paths (deploy/infer.py then defaults to oneDNN)")
     parser.add_argument("--allow_random", action="store_true",
                         help="export untrained (seeded random) weights when Global.pretrained_model is unset")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.tune_sizes is not None:
+        args.tune_sizes = parse_sizes(args.tune_sizes)
+    return args
+
+
+def parse_sizes(text):
+    """'256x256,1280x720' -> [(256, 256), (720, 1280)] as (H, W), sorted by pixel count."""
+    sizes = []
+    for item in str(text).split(","):
+        try:
+            w, h = (int(v) for v in item.strip().lower().split("x"))
+        except ValueError:
+            raise ExportError(f"--tune_sizes {text!r}: expected WxH[,WxH...], e.g. 256x256,1280x720") from None
+        if w < 1 or h < 1:
+            raise ExportError(f"--tune_sizes {text!r}: sizes must be positive")
+        sizes.append((h, w))
+    return sorted(sizes, key=lambda hw: hw[0] * hw[1])
 
 
 def check_inputs(spec, seed=0, sizes=None):
@@ -77,18 +103,24 @@ def check_inputs(spec, seed=0, sizes=None):
     return inputs
 
 
-TUNE_SIZE = (256, 256)  # (H, W) of the input the CPU paths are timed on
+# The (H, W) inputs the CPU paths are timed on come from the task model (`tune_sizes`). The
+# fastest path can change with the size: the demo-width MIRNetV2 runs 1280x720 2x faster with
+# onnxruntime than with oneDNN (docs/benchmark.md), so deploy/infer.py picks the timing nearest
+# to the image it runs.
 TUNE_RUNS = 3
+LARGE_SIZE_RUNS = 1  # after one warm-up: a 1280x720 run of a full-width model takes seconds
+CANDIDATE_FACTOR = 2.0  # at a larger size, time only paths within this factor of the fastest so far
 
 
-def time_paths(predictors, x, runs=TUNE_RUNS):
-    """Median milliseconds of each predictor on `x` after one warm-up run (oneDNN builds its
-    primitives on the first run)."""
+def time_paths(predictors, x, runs=TUNE_RUNS, warmup=1):
+    """Median milliseconds of each predictor on `x` after `warmup` untimed runs (oneDNN builds
+    its primitives on the first run of a shape)."""
     import time
 
     timings = {}
     for name, predictor in predictors.items():
-        predictor.run(x)
+        for _ in range(warmup):
+            predictor.run(x)
         samples = []
         for _ in range(runs):
             start = time.perf_counter()
@@ -108,6 +140,21 @@ def fastest_path(timings):
     """The default deploy/infer.py path: the fastest measured one."""
     name = min(timings, key=timings.get)
     return dict(PATHS[name], measured=name)
+
+
+def tune_paths(predictors, spec, sizes):
+    """Time the verified CPU paths at each size (smallest first). A path more than
+    CANDIDATE_FACTOR slower than the fastest at one size is not timed at the next, which keeps a
+    full-width export's tuning to a few large runs. Returns one entry per size."""
+    candidates, entries = dict(predictors), []
+    for i, size in enumerate(sizes):
+        x = check_inputs(spec, sizes=(size,))[0]
+        # Small inputs are cheap: two warm-ups and three runs steady the choice between close paths.
+        timings = time_paths(candidates, x, *((TUNE_RUNS, 2) if i == 0 else (LARGE_SIZE_RUNS, 1)))
+        best = min(timings.values())
+        entries.append({"size": list(x.shape[2:]), "median_ms": timings, "fastest": fastest_path(timings)["measured"]})
+        candidates = {k: v for k, v in candidates.items() if timings[k] <= CANDIDATE_FACTOR * best}
+    return entries
 
 
 def split_inputs(x, spec):
@@ -226,6 +273,62 @@ def commit(tmp_dir, save_dir):
     os.replace(os.path.join(tmp_dir, io.SPEC_FILE), spec_path)
 
 
+def commit_tree(tmp_dir, save_dir):
+    """Move every entry of tmp_dir (files and folders of a multi-graph export) into save_dir,
+    replacing what is there under the same names; inference.yml goes last."""
+    spec_path = os.path.join(save_dir, io.SPEC_FILE)
+    if os.path.exists(spec_path):
+        os.remove(spec_path)
+    for name in sorted(os.listdir(tmp_dir)):
+        if name == io.SPEC_FILE:
+            continue
+        dst = os.path.join(save_dir, name)
+        if os.path.isdir(dst) and not os.path.islink(dst):
+            shutil.rmtree(dst)
+        elif os.path.lexists(dst):
+            os.remove(dst)
+        os.replace(os.path.join(tmp_dir, name), dst)
+    os.replace(os.path.join(tmp_dir, io.SPEC_FILE), spec_path)
+
+
+@contextlib.contextmanager
+def staging_dir(save_dir):
+    """A temporary folder inside save_dir (made if needed) where the export is written and
+    verified; removed afterwards, with save_dir itself when this made it and nothing landed."""
+    created = not os.path.isdir(save_dir)
+    try:
+        os.makedirs(save_dir, exist_ok=True)
+        tmp_dir = tempfile.mkdtemp(prefix=".export-", dir=save_dir)
+    except OSError as exc:
+        if created and os.path.isdir(save_dir) and not os.listdir(save_dir):
+            os.rmdir(save_dir)
+        raise ExportError(f"cannot write to --save_dir {save_dir}: {describe_os_error(exc)}") from None
+    try:
+        yield tmp_dir
+    except OSError as exc:  # a full disk or a folder that turned read-only
+        raise ExportError(f"cannot write the export to {save_dir}: {describe_os_error(exc)}") from None
+    finally:
+        shutil.rmtree(tmp_dir, ignore_errors=True)
+        if created and not os.listdir(save_dir):
+            os.rmdir(save_dir)
+
+
+def export_stages(model, save_dir, atol=None, onnx=False, tune=True):
+    """The export of a multi-graph model (`model.export_stages`), committed into save_dir."""
+    with staging_dir(save_dir) as tmp_dir:
+        spec = model.export_stages(tmp_dir, atol, onnx=onnx, tune=tune)
+        written = sorted(os.listdir(tmp_dir))
+        commit_tree(tmp_dir, save_dir)
+    checks = ", ".join(f"{k} max abs diff {v:.2g}" for k, v in spec["export_checks"].items())
+    print(f"exported {spec['model_name']} to {save_dir}: {', '.join(written)} ({checks})")
+    for name, stage in spec.get("stages", {}).items():
+        if "cpu_paths" in stage:
+            times = ", ".join(f"{k} {v:.4f} s" for k, v in stage["cpu_paths"]["median_s_per_forward"].items())
+            print(f"{name} CPU paths, {stage['cpu_paths']['threads']} thread(s), per forward: {times}; "
+                  f"deploy/infer.py default: {stage['default_path']}")
+    return spec
+
+
 def main(argv=None):
     args = parse_args(argv)
     cfg = config_from_args(args)
@@ -236,17 +339,27 @@ def main(argv=None):
     check_save_dir(args.save_dir, weights, args.config)
     import paddle
 
-    from deploy.infer import Predictor
-    from ppir.engine.checkpoint import load_weights
+    from deploy.infer import Predictor, short_reason
+    from ppir.engine.checkpoint import load_pretrained
     from ppir.models import build_model
 
     paddle.set_device("cpu")
     paddle.seed(int(cfg["Global"].get("seed") or 0))
     model = build_model(cfg)
     if weights:
-        load_weights(model.net, weights)
+        loaded = load_pretrained(model, weights)
+        missing = [n for n in getattr(model, "export_networks", (model.primary,)) if n not in loaded]
+        if missing:
+            raise CheckpointError(f"Global.pretrained_model {weights} has no weights for "
+                                  f"{', '.join(missing)} (the export needs them): pass a checkpoint "
+                                  f"dir holding them or a mapping {{network: file}}")
     else:
         print("warning: Global.pretrained_model is not set; exporting random weights", file=sys.stderr)
+    if hasattr(model, "export_stages"):
+        export_stages(model, args.save_dir, args.atol, onnx=args.onnx, tune=not args.no_tune)
+        return 0
+    if args.atol is None:
+        args.atol = DEFAULT_ATOL
     layer = model.export_module()
     layer.eval()
     io_spec = model.io_spec()
@@ -256,16 +369,7 @@ def main(argv=None):
                       for x in inputs]
 
     save_dir = args.save_dir
-    created = not os.path.isdir(save_dir)
-    try:
-        os.makedirs(save_dir, exist_ok=True)
-        tmp_dir = tempfile.mkdtemp(prefix=".export-", dir=save_dir)
-    except OSError as exc:
-        if created and os.path.isdir(save_dir) and not os.listdir(save_dir):
-            os.rmdir(save_dir)
-        raise ExportError(f"cannot write to --save_dir {save_dir}: {describe_os_error(exc)}") from None
-    committed = False
-    try:
+    with staging_dir(save_dir) as tmp_dir:
         save_static(layer, io_spec, os.path.join(tmp_dir, "inference"))
         model_file, params_file = io.paddle_model_files(tmp_dir)
         # A provisional spec lets the deploy Predictor load the temp dir exactly as users will.
@@ -294,20 +398,23 @@ def main(argv=None):
             opset = save_onnx(tmp_dir, model_file, params_file, args.opset)
             with open(os.path.join(tmp_dir, io.SPEC_FILE), "w", encoding="utf-8") as f:
                 yaml.safe_dump({**draft, "onnx_file": io.ONNX_FILE}, f, sort_keys=False)
-            predictor = Predictor(tmp_dir, backend="onnxruntime")
-            checks["onnxruntime"] = compare(predictor.run, inputs, references, args.atol, "onnxruntime")
+            try:
+                predictor = Predictor(tmp_dir, backend="onnxruntime")
+                checks["onnxruntime"] = compare(predictor.run, inputs, references, args.atol, "onnxruntime")
+            except ExportError:
+                raise
+            except Exception as exc:  # e.g. MISF: a Tile node paddle2onnx 2.1 writes fails in onnxruntime
+                raise ExportError(f"onnxruntime cannot run the paddle2onnx model ({short_reason(exc)}); "
+                                  f"export without --onnx") from None
             predictors["onnxruntime"] = predictor
-        tuning = None
-        if not args.no_tune:
-            x = check_inputs(io_spec, sizes=(TUNE_SIZE,))[0]
-            timings = time_paths(predictors, x)
-            tuning = {"size": list(x.shape[2:]), "threads": next(iter(predictors.values())).cpu_threads,
-                      "median_ms": timings, "default_path": fastest_path(timings)}
+        tuning = None if args.no_tune else tune_paths(predictors, io_spec, args.tune_sizes or model.tune_sizes)
         spec = build_spec(cfg, model, args, output_name, {k: float(f"{v:.3g}") for k, v in checks.items()},
                           opset)
         if tuning:
-            spec["default_path"] = {k: v for k, v in tuning["default_path"].items() if k != "measured"}
-            spec["export"]["cpu_paths"] = {k: v for k, v in tuning.items() if k != "default_path"}
+            spec["default_path"] = dict(PATHS[tuning[0]["fastest"]])
+            spec["default_path_by_size"] = [{"size": t["size"], **PATHS[t["fastest"]]} for t in tuning]
+            spec["export"]["cpu_paths"] = {"threads": next(iter(predictors.values())).cpu_threads,
+                                           "timings": tuning}
         elif failed:  # untimed: the first path that agrees with dygraph
             spec["default_path"] = dict(PATHS[next(iter(predictors))])
         if failed:
@@ -316,25 +423,19 @@ def main(argv=None):
             f.write("# Written by tools/export.py; deploy/infer.py reads only this directory.\n")
             yaml.safe_dump(spec, f, sort_keys=False, default_flow_style=None)
         commit(tmp_dir, save_dir)
-        committed = True
-    except OSError as exc:  # a full disk or a folder that turned read-only
-        raise ExportError(f"cannot write the export to {save_dir}: {describe_os_error(exc)}") from None
-    finally:
-        shutil.rmtree(tmp_dir, ignore_errors=True)
-        if created and not committed and not os.listdir(save_dir):
-            os.rmdir(save_dir)
 
     files = [n for n in io.EXPORT_FILES if os.path.exists(os.path.join(save_dir, n))]
     print(f"exported {spec['model_name']} to {save_dir}: {', '.join(files)}")
     sizes = " and ".join("x".join(str(d) for d in x.shape) for x in inputs)
     for name, diff in checks.items():
         print(f"check {name}: max abs diff {diff:.3g} vs dygraph on {sizes} (atol {args.atol:g})")
-    if "cpu_paths" in spec["export"]:
-        paths = spec["export"]["cpu_paths"]
-        times = ", ".join(f"{k} {v:.1f} ms" for k, v in paths["median_ms"].items())
-        print(f"CPU paths at {paths['size'][0]}x{paths['size'][1]}, {paths['threads']} threads: {times}; "
-              f"deploy/infer.py default: {spec['default_path']}")
-    elif "default_path" in spec:  # --no_tune with a failed path: the first path that agrees
+    for entry in (spec["export"].get("cpu_paths") or {}).get("timings", []):
+        times = ", ".join(f"{k} {v:.1f} ms" for k, v in entry["median_ms"].items())
+        print(f"CPU paths at {entry['size'][1]}x{entry['size'][0]} ({spec['export']['cpu_paths']['threads']} "
+              f"threads): {times}; fastest {entry['fastest']}")
+    if "default_path_by_size" in spec:
+        print("deploy/infer.py default: the fastest path at the measured size nearest to each image")
+    if "default_path" in spec and "cpu_paths" not in spec["export"]:  # --no_tune with a failed path
         print(f"deploy/infer.py default (untimed): {spec['default_path']}")
     return 0
 

@@ -336,6 +336,6 @@ def build_trained_model(cfg):
                           "(a .pdparams file or a checkpoint dir)")
     setup_device(cfg["Global"]["device"])
     model = build_model(cfg)
-    load_weights(model.net, weights)
-    model.net.eval()
+    load_pretrained(model, weights)  # a checkpoint dir: every network (ICTModel predicts with three)
+    model.set_train(False)
     return model

@@ -11,7 +11,7 @@ from ppir.data import build_eval_dataset
 from ppir.data.image_io import write_image
 from ppir.errors import ConfigError
 from ppir.metrics import build_metrics
-from ppir.metrics.inpainting import aggregate_by_group
+from ppir.metrics.inpainting import ALL, aggregate_by_group
 from ppir.utils.ensemble import ensemble_forward
 
 
@@ -22,6 +22,8 @@ class Evaluator:
     the metrics compare the prediction with `target`. Samples that carry a `group` (inpainting:
     the hole-ratio bin) are also scored per group: `self.table` / `self.input_table` then hold
     {group: {metric: mean, count}, 'all': ...} (ppir.metrics.inpainting.aggregate_by_group).
+    Set metrics (`per_set`, e.g. FID) are not averaged: they gather every image of a pass and
+    give one value over all images and one per group.
     """
 
     def __init__(self, cfg, model):
@@ -32,8 +34,17 @@ class Evaluator:
         self._input_scores = None
         self.table = self.input_table = None
 
-    def _score(self, pred, gt):
-        return {m.name: m(pred, gt) for m in self.metrics}
+    def _score(self, pred, gt, group=None):
+        row = {}
+        for m in self.metrics:
+            if getattr(m, "per_set", False):
+                m.add(pred, gt, group)
+            else:
+                row[m.name] = m(pred, gt)
+        return row
+
+    def _set_metrics(self):
+        return [m for m in self.metrics if getattr(m, "per_set", False)]
 
     def _forward(self, ensemble):
         def predict(sample):
@@ -54,16 +65,25 @@ class Evaluator:
             return {}, None
         table = aggregate_by_group(rows, groups) if any(g is not None for g in groups) else None
         means = {k: float(np.mean([r[k] for r in rows])) for k in rows[0]}
+        for metric in self._set_metrics():
+            values = metric.compute()
+            metric.reset()
+            means[metric.name] = values[ALL]
+            for group, row in (table or {}).items():
+                row[metric.name] = values[group]
         return means, table
 
     def input_scores(self):
         """The metrics of the degraded inputs themselves: the baseline a model has to beat."""
         if self._input_scores is None:
             rows, groups = [], []
+            for metric in self._set_metrics():
+                metric.reset()
             for i in range(len(self.dataset)):
                 sample = self.dataset[i]
-                rows.append(self._score(sample["input"].transpose(1, 2, 0), sample["target"].transpose(1, 2, 0)))
                 groups.append(sample.get("group"))
+                rows.append(self._score(sample["input"].transpose(1, 2, 0), sample["target"].transpose(1, 2, 0),
+                                        groups[-1]))
             self._input_scores, self.input_table = self._summarise(rows, groups)
         return self._input_scores
 
@@ -73,6 +93,8 @@ class Evaluator:
         self.model.set_train(False)
         forward = self._forward(ensemble)
         rows, groups, seconds = [], [], 0.0
+        for metric in self._set_metrics():
+            metric.reset()
         try:
             # No bar when stderr is a log file or a pipe: it would only interleave with the messages.
             bar = progress and sys.stderr.isatty()
@@ -84,8 +106,8 @@ class Evaluator:
                 pred = out.transpose(1, 2, 0)
                 if self.clamp:
                     pred = np.clip(pred, 0.0, 1.0)
-                rows.append(self._score(pred, sample["target"].transpose(1, 2, 0)))
                 groups.append(sample.get("group"))
+                rows.append(self._score(pred, sample["target"].transpose(1, 2, 0), groups[-1]))
                 if save_dir:
                     name = os.path.splitext(self.dataset.name(i))[0] + ".png"
                     write_image(os.path.join(save_dir, name), pred)

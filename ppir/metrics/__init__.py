@@ -19,7 +19,7 @@ from ppir.registry import Registry
 
 METRICS = Registry("metric")
 
-__all__ = ["METRICS", "PSNR", "SSIM", "MAE", "LPIPS", "build_metrics", "calculate_psnr",
+__all__ = ["METRICS", "PSNR", "SSIM", "MAE", "LPIPS", "FID", "build_metrics", "calculate_psnr",
            "calculate_ssim", "calculate_mae", "check_options", "to_y_channel",
            "MetricInputError", "MetricOptionError", "COLOR_ORDERS", "QUANTIZE_MODES",
            "SSIM_WINDOWS"]
@@ -113,6 +113,40 @@ class LPIPS:
         from ppir.metrics.lpips import lpips_distance
 
         return lpips_distance(self.net, pred, gt)
+
+
+@METRICS.register("FID")
+class FID:
+    """Frechet Inception Distance (lower is better) with user-supplied weights; see
+    ppir/metrics/fid.py.
+
+    A set metric: it scores the whole evaluation set (and each `group`), not one image, so the
+    evaluator feeds it with `add(pred, gt, group)` and reads `compute()` -> {group: value,
+    'all': value}. `weights` is pytorch-fid's `pt_inception-2015-12-05-6726825d.pth` or its
+    `.pdparams` conversion; `dims` is pytorch-fid's `--dims` (2048 = pool3, the standard).
+    """
+
+    higher_is_better = False
+    per_set = True
+
+    def __init__(self, weights, dims=2048, label=None):
+        from ppir.metrics.fid import FIDSet, load_fid_inception
+        from ppir.metrics.fid_inception import BLOCK_DIMS
+
+        if dims not in BLOCK_DIMS:
+            raise MetricOptionError(f"FID dims must be one of {', '.join(map(str, BLOCK_DIMS))},"
+                                    f" got {dims!r}")
+        self._set = FIDSet(load_fid_inception(weights, where="FID weights"), dims)
+        self.name = label or "fid"
+
+    def reset(self):
+        self._set.reset()
+
+    def add(self, pred, gt, group=None):
+        self._set.add(pred, gt, group)
+
+    def compute(self):
+        return self._set.compute()
 
 
 def build_metrics(cfgs, where="Eval.metrics"):

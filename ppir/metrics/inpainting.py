@@ -73,9 +73,10 @@ def format_table(table, digits=4):
 
 
 def write_table_json(path, table):
-    """Write the table as JSON (infinite PSNRs become the string 'inf'); returns path."""
+    """Write the table as JSON (infinite PSNRs and the NaN FID of a one-image group become the
+    strings 'inf' / 'nan', which strict JSON readers accept); returns path."""
     def clean(v):
-        return str(v) if isinstance(v, float) and math.isinf(v) else v
+        return str(v) if isinstance(v, float) and (math.isinf(v) or math.isnan(v)) else v
 
     data = {g: {k: clean(v) for k, v in row.items()} for g, row in table.items()}
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)

@@ -22,6 +22,10 @@ class TaskModel(abc.ABC):
     """Subclasses build `self.networks` (an OrderedDict name -> paddle.nn.Layer, primary first)
     and implement `train_step`, `predict`, `export_module` and `io_spec`."""
 
+    # (H, W) inputs tools/export.py times the CPU deploy paths on, smallest first: a small photo
+    # and an HD frame, the two ends of what restoration users run.
+    tune_sizes = ((256, 256), (720, 1280))
+
     def __init__(self, networks):
         from ppir.models import build_network
 
@@ -105,3 +109,8 @@ def inpainting_io_spec(inputs, output_range, pad_multiple, pad_mode, host_steps=
         "pad_multiple": pad_multiple,
         "pad_mode": pad_mode,
     }
+
+
+# Inpainting models are trained and used at 256x256; CTSDG's attention grows with the square of
+# the pixel count (1280x720 needs more than 22 GB), so their larger timing size is 512x512.
+INPAINTING_TUNE_SIZES = ((256, 256), (512, 512))

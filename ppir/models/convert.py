@@ -305,6 +305,9 @@ ARCH_RULES = {
     # torchvision ImageNet VGGs (bare state dicts): only `features` is ported.
     "VGG16": {"drop": (r"^classifier\.",)},
     "VGG19": {"drop": (r"^classifier\.",)},
+    # pytorch-fid's pt_inception-2015-12-05-6726825d.pth (bare state dict): FID reads pool3, so
+    # the 1008-way classifier is not ported.
+    "FIDInceptionV3": {"drop": (r"^fc\.",)},
 }
 
 _BN_RENAMES = ((re.compile(r"\.running_mean$"), "._mean"),

@@ -31,7 +31,7 @@ from ppir.losses.perceptual import PerceptualLoss, StyleLoss
 from ppir.metrics.inpainting import composite_with_hole_mask
 from ppir.models import MODELS
 from ppir.models.archs.ctsdg_arch import freeze_batchnorm_stats
-from ppir.models.base_model import TaskModel, graph_input, inpainting_io_spec
+from ppir.models.base_model import INPAINTING_TUNE_SIZES, TaskModel, graph_input, inpainting_io_spec
 from ppir.utils.tiling import crop_back, pad_to_multiple
 
 # options/train_options.py
@@ -111,6 +111,8 @@ class CTSDGModel(TaskModel):
             statistics (eval mode) while its affine weights train.
         edges: the `ctsdg_edges` parameters `predict` and exports use when no edge is given.
     """
+
+    tune_sizes = INPAINTING_TUNE_SIZES
 
     def __init__(self, networks=None, loss_weights=None, vgg_weights=None, vgg_seed=None,
                  freeze_bn=False, edges=None):

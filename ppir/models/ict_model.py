@@ -9,7 +9,12 @@
 * `ICTUpsamplerModel` (networks `generator`, `discriminator`): the guided upsampler and its
   PatchGAN discriminator, trained on degraded ground-truth priors
   (`Guided_Upsample/src/models.py`).
+* `ICTModel` (networks `transformer`, `generator`, `discriminator`): both stages in one config,
+  each trained by its own stage's step on the same batches; `predict` is the whole pipeline and
+  tools/export.py writes both stages' graphs into one folder (`export_stages`).
 """
+from collections import OrderedDict
+
 import paddle
 import paddle.nn as nn
 
@@ -22,7 +27,7 @@ from ppir.models.ict_sampling import paddle_logits_fn, sample_tokens
 from ppir.models.misf_model import MISFModel
 from ppir.utils.tiling import crop_back, pad_to_multiple
 
-__all__ = ["ICTTransformerModel", "ICTUpsamplerModel", "ICTUpsample", "upsampler_input"]
+__all__ = ["ICTTransformerModel", "ICTUpsamplerModel", "ICTModel", "ICTUpsample", "upsampler_input"]
 
 
 @MODELS.register("ICTTransformerModel")
@@ -91,18 +96,24 @@ class ICTTransformerModel(TaskModel):
         """The stage-1 completion of a 1x3xHxW `input` with its 1x1xHxW `mask` (1 = hole): the
         sampled prior, bicubic-upsampled, in the holes; the known pixels kept."""
         image, mask = inputs["input"].numpy()[0], inputs["mask"].numpy()[0]
-        tokens = self.sample(image, mask)[0]
-        prior = upsample_prior(tokens, self.palette, self.prior_size, image.shape[1:])
+        prior = self.prior(image, mask)
         return paddle.to_tensor((image * (1 - mask) + prior * mask)[None])
+
+    def prior(self, image, mask):
+        """The first sampled prior of one CHW image and its 1xHxW mask, bicubic-upsampled to the
+        image size (3xHxW [0, 1]), as the upsampler takes it."""
+        tokens = self.sample(image, mask)[0]
+        return upsample_prior(tokens, self.palette, self.prior_size, image.shape[1:])
 
     def export_module(self):
         return ICTLogits(self.net)
 
     def io_spec(self):
         """Not a standalone deployment: the sampling loop needs the upsampler too, and the graph
-        takes tokens, not images. tools/ict_export.py exports both stages together."""
+        takes tokens, not images. Both stages are exported together (ICTModel.export_stages)."""
         raise ExportError("ICT's transformer is exported together with its upsampler: use "
-                          "tools/ict_export.py (see docs/models/ict.md)")
+                          "tools/ict_export.py, or tools/export.py with an ICTModel config "
+                          "(see docs/models/ict.md)")
 
 
 def upsampler_input(images, masks, prior):
@@ -188,3 +199,96 @@ class ICTUpsamplerModel(MISFModel):
         spec["inputs"].append(graph_input("prior", 3))
         spec.pop("pad_square", None)
         return spec
+
+
+_STAGES = {"transformer": ("transformer",), "upsampler": ("generator", "discriminator")}
+
+
+@MODELS.register("ICTModel")
+class ICTModel(TaskModel):
+    """ICT's two stages in one task model: `networks: {transformer: ICTTransformer, generator:
+    ICTUpsampler, discriminator: MISFDiscriminator}` (primary: the transformer).
+
+    Each training step runs ICTTransformerModel's step, then ICTUpsamplerModel's step, on the
+    same batch: the two official objectives side by side, each network with its own optimizer.
+    The official recipe trains them separately, on different crops, masks and batch sizes (the
+    stage configs); this joint form exists so that one config trains, evaluates and exports the
+    whole pipeline (demo, TIPC).
+
+    Args:
+        networks: the three networks.
+        palette, prior_size, top_k, temperature, sample_seed: as ICTTransformerModel.
+        n_samples: completions per image of an export's default sampling (deploy/infer.py).
+        **upsampler: ICTUpsamplerModel's loss settings (vgg_weights, l1_weight, ...).
+
+    Batches need `target`, `mask`, `prior` (ICTPriorDataset) and `tokens`, `token_mask` (the
+    `ict_tokens` host step on the same sample).
+    """
+
+    export_networks = ("transformer", "generator")  # what tools/export.py must find weights for
+
+    def __init__(self, networks, palette, prior_size=32, top_k=40, temperature=1.0,
+                 sample_seed=0, n_samples=1, **upsampler):
+        names = set(networks or ())
+        expected = {n for stage in _STAGES.values() for n in stage}
+        if not isinstance(networks, dict) or names != expected:
+            raise ConfigError(f"ICTModel: Model.networks needs exactly {', '.join(sorted(expected))}, "
+                              f"got {sorted(names)}")
+        transformer = ICTTransformerModel({"transformer": networks["transformer"]}, palette,
+                                          prior_size, top_k, temperature, sample_seed)
+        stage2 = ICTUpsamplerModel({n: networks[n] for n in _STAGES["upsampler"]}, **upsampler)
+        self._join(transformer, stage2, n_samples)
+
+    @classmethod
+    def from_stages(cls, transformer, upsampler, n_samples=1, sample_seed=None):
+        """The joint model around two built stage models (their networks are shared);
+        `sample_seed` replaces the transformer's."""
+        if sample_seed is not None:
+            transformer.sample_seed = sample_seed
+        model = cls.__new__(cls)
+        model._join(transformer, upsampler, n_samples)
+        return model
+
+    def _join(self, transformer, upsampler, n_samples):
+        self.transformer, self.upsampler = transformer, upsampler
+        self.n_samples = int(n_samples)
+        self.networks = OrderedDict([("transformer", transformer.net)]
+                                    + [(n, upsampler.networks[n]) for n in _STAGES["upsampler"]])
+
+    def set_train(self, training):
+        self.transformer.set_train(training)
+        self.upsampler.set_train(training)
+
+    def train_step(self, batch, step):
+        first = self.transformer.train_step(batch, step)
+        second = self.upsampler.train_step(batch, step)
+        if first is None or second is None:
+            return None
+        return {"transformer_loss": first["loss"], **second}
+
+    @paddle.no_grad()
+    def predict(self, inputs):
+        """The whole pipeline on a 1x3xHxW `input` and its 1x1xHxW `mask` (1 = hole): the
+        transformer's sampled prior (seed `sample_seed`), upsampled into the holes."""
+        prior = self.transformer.prior(inputs["input"].numpy()[0], inputs["mask"].numpy()[0])
+        return self.upsampler.predict({"input": inputs["input"], "mask": inputs["mask"],
+                                       "prior": paddle.to_tensor(prior[None])})
+
+    def export_module(self):
+        raise ExportError("ICTModel exports two graphs, not one: tools/export.py calls "
+                          "export_stages")
+
+    def io_spec(self):
+        """The images a deployment takes (the prior is made inside, by the transformer)."""
+        spec = self.upsampler.io_spec()
+        spec["inputs"] = [i for i in spec["inputs"] if i["name"] != "prior"]
+        return spec
+
+    def export_stages(self, save_dir, atol=None, onnx=False, tune=True):
+        """Write both stages into `save_dir` (ppir.models.ict_inference.export_ict: the logits
+        graph, with `onnx` also as ONNX, the upsampler graph, the palette and an inference.yml
+        with `task: ict`), each graph checked against dygraph to `atol`; with `tune`, the
+        transformer's CPU paths are timed and the fastest recorded. Returns the spec."""
+        from ppir.models.ict_inference import export_ict
+
+        return export_ict(self, save_dir, onnx=onnx, tune=tune, **({} if atol is None else {"atol": atol}))

@@ -1,7 +1,7 @@
 """ICT's iterative token sampling (stage 1 of inference), in numpy around any logits function.
 
 The official `sample_mask` (raywzy/ICT `Transformer/utils/util.py`) visits the positions in raster
-order; at each still-missing position i it runs a full forward of the transformer on the current
+order; at each still-missing position i it runs a forward of the transformer on the current
 tokens and mask, divides the logits at i by the temperature, keeps the `top_k` largest (ties with
 the k-th value included), draws one token per sample from the softmax, writes it and marks i as
 known. One forward per missing position; the `n_samples` rows of the batch give the diversity.
@@ -14,7 +14,10 @@ Differences from the official loop, on purpose:
 * the draws come from a seeded `numpy.random.Generator` (inverse CDF, one uniform per row and
   step) instead of `torch.multinomial` on the device, so the same seed gives the same tokens on
   every machine and backend (dygraph, Paddle Inference, ONNX Runtime); the distribution sampled at
-  each step is the official one.
+  each step is the official one;
+* the forward is asked for the logits at position i only (`logits_fn(tokens, masks, [i])`), which
+  lets the transformer skip the last block's work at every other position
+  (ICTTransformer.logits_at); the logits read are the same.
 """
 import numpy as np
 
@@ -58,12 +61,13 @@ def _batch(tokens, masks, n_samples):
 def sample_tokens(logits_fn, tokens, masks, n_samples=1, top_k=40, temperature=1.0, seed=0):
     """Complete the missing tokens (masks == 1) by ICT's raster-order sampling.
 
-    logits_fn(tokens int64 (B, T), masks float32 (B, T)) -> (B, T, V) logits (a numpy array or
-    anything `np.asarray` accepts), e.g. `paddle_logits_fn(net)` or an exported predictor.
+    logits_fn(tokens int64 (B, T), masks float32 (B, T), positions int64 (P,)) -> (B, P, V), the
+    logits at `positions` (a numpy array or anything `np.asarray` accepts), e.g.
+    `paddle_logits_fn(net)` or an exported predictor (ppir.models.ict_inference).
     tokens/masks: (T,) for one image, repeated `n_samples` times, or (B, T) with a mask per row.
     `top_k=40` and `temperature=1.0` are the settings of the official `run.py`.
     `seed` (int or numpy Generator) fixes every draw. Returns int64 (B, T); known tokens are
-    returned unchanged.
+    returned unchanged. Each forward holds the rows missing at the sampled position only.
     """
     if temperature <= 0:
         raise ValueError(f"temperature must be > 0, got {temperature}")
@@ -73,25 +77,32 @@ def sample_tokens(logits_fn, tokens, masks, n_samples=1, top_k=40, temperature=1
         rows = np.flatnonzero(masks[:, i])
         if rows.size == 0:
             continue
-        logits = np.asarray(logits_fn(tokens, masks))
-        if logits.ndim != 3 or logits.shape[:2] != tokens.shape:
+        # Only the rows sampled at i are run: the rows of a batch never interact.
+        every = rows.size == len(tokens)
+        logits = np.asarray(logits_fn(tokens if every else tokens[rows],
+                                      masks if every else masks[rows], np.array([i], np.int64)))
+        if logits.ndim != 3 or logits.shape[:2] != (rows.size, 1):
             raise DataError(f"logits_fn returned shape {list(logits.shape)}, expected "
-                            f"[{tokens.shape[0]}, {tokens.shape[1]}, vocab]")
-        step = top_k_logits(logits[rows, i].astype(np.float64) / temperature, top_k)
+                            f"[{rows.size}, 1, vocab] (the logits at position {i})")
+        step = top_k_logits(logits[:, 0].astype(np.float64) / temperature, top_k)
         tokens[rows, i] = _draw(step, rng.random(rows.size))
         masks[rows, i] = 0.0
     return tokens
 
 
 def paddle_logits_fn(net):
-    """Wrap an ICTTransformer (dygraph) as a logits_fn: eval mode, no gradients, numpy out."""
+    """Wrap an ICTTransformer (dygraph) as a logits_fn: eval mode, no gradients, numpy out; the
+    logits at `positions` (`net.logits_at`), or everywhere (`net.forward`) when None."""
     import paddle
 
     net.eval()
 
-    def logits_fn(tokens, masks):
+    def logits_fn(tokens, masks, positions=None):
+        tokens, masks = paddle.to_tensor(tokens), paddle.to_tensor(masks)
         with paddle.no_grad():
-            logits, _ = net(paddle.to_tensor(tokens), masks=paddle.to_tensor(masks))
-        return logits.numpy()
+            if positions is None:
+                return net(tokens, masks=masks)[0].numpy()
+            positions = paddle.to_tensor(np.asarray(positions, np.int64))
+            return net.logits_at(tokens, masks, positions).numpy()
 
     return logits_fn

@@ -32,7 +32,7 @@ from ppir.losses.gan_loss import GANLoss
 from ppir.losses.perceptual import PerceptualLoss, StyleLoss
 from ppir.models import MODELS
 from ppir.models.archs.misf_arch import misf_input
-from ppir.models.base_model import TaskModel, graph_input, inpainting_io_spec
+from ppir.models.base_model import INPAINTING_TUNE_SIZES, TaskModel, graph_input, inpainting_io_spec
 from ppir.utils.tiling import crop_back, pad_to_multiple
 
 UPDATE_ORDERS = ("official", "standard")
@@ -65,6 +65,7 @@ class MISFInpaint(nn.Layer):
 @MODELS.register("MISFModel")
 class MISFModel(TaskModel):
     size_multiple = 4
+    tune_sizes = INPAINTING_TUNE_SIZES
 
     def __init__(self, networks=None, vgg_weights=None, l1_weight=1.0, perceptual_weight=0.1,
                  style_weight=250.0, adversarial_weight=0.1, gan_type="nsgan",
