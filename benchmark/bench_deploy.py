@@ -173,7 +173,8 @@ def torch_worker(args):
     module, _, cls = args.torch.partition(":")
     kwargs = {k: types.SimpleNamespace(**v["__attrs__"]) if isinstance(v, dict) and "__attrs__" in v else v
               for k, v in json.loads(args.torch_kwargs).items()}
-    net = getattr(importlib.import_module(module), cls)(**kwargs).eval()
+    net = getattr(importlib.import_module(module), cls)(**kwargs)
+    net.eval()  # not chained: CTSDG's official train() override returns None
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
     arrays = np.load(args.torch_worker)
     by_size = {}

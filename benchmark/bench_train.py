@@ -82,7 +82,8 @@ def torch_worker(args):
 
     module, _, cls = args.torch.partition(":")
     torch.manual_seed(0)
-    net = getattr(importlib.import_module(module), cls)(**json.loads(args.torch_kwargs)).train()
+    net = getattr(importlib.import_module(module), cls)(**json.loads(args.torch_kwargs))
+    net.train()  # not chained: CTSDG's official train() override returns None
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
     optimizer = torch.optim.Adam(net.parameters(), lr=2e-4)
     x = torch.rand(args.batch, 3, args.size, args.size)
