@@ -162,11 +162,11 @@ def test_config_parses_to_the_51_slots(config):
     assert lines[27] == "--save_dir:./output/" and lines[28] == "Global.pretrained_model:"
     assert lines[35] == "inference_dir:null"
     assert not lines[36].endswith(".pdparams") and lines[36].startswith("train_model:./test_tipc/weights/")
-    if lines[50].startswith("--mask:"):
+    if lines[50].startswith("--mask:") and lines[1] != "model_name:ict":
         # Inpainting: line 51 passes the mask, so the save-log slot passes the ground truth (the
         # folder of the unmasked input image) that deploy/infer.py scores against.
         assert lines[48] == "--gt:" + os.path.dirname(lines[47].split(":", 1)[1])
-    else:
+    else:  # restoration, and ICT, whose diverse samples are not scored against one ground truth
         assert lines[48] == "--output:null"
 
 
@@ -511,7 +511,8 @@ def test_tipc_amp_switches_override_the_amp_section():
 def test_make_weights_writes_a_loadable_seeded_checkpoint(tmp_path, demo):
     """make_weights.py (prepare.sh's whole_infer weights) writes model.pdparams + COMPLETE, a dir
     that `Global.pretrained_model` loads, and the same config seed gives identical weights; a
-    multi-network config (MISF: generator + discriminator) writes its primary network."""
+    multi-network config (MISF: generator + discriminator) writes every network, the primary as
+    model.pdparams."""
     import numpy as np
     import paddle
 
@@ -525,7 +526,8 @@ def test_make_weights_writes_a_loadable_seeded_checkpoint(tmp_path, demo):
         result = subprocess.run([sys.executable, "test_tipc/make_weights.py", "-c", cfg, "--save_dir", str(d)],
                                 cwd=ROOT, capture_output=True, text=True, timeout=120)
         assert result.returncode == 0, result.stderr
-        assert sorted(os.listdir(d)) == ["COMPLETE", "model.pdparams"]
+        others = [f"{name}.pdparams" for name in list(build_model(load_config(cfg)).networks)[1:]]
+        assert sorted(os.listdir(d)) == sorted(["COMPLETE", "model.pdparams", *others])
     a, b = (paddle.load(str(d / "model.pdparams")) for d in dirs)
     assert a.keys() == b.keys() and all(np.array_equal(a[k].numpy(), b[k].numpy()) for k in a)
     load_weights(build_model(load_config(cfg)).net, str(dirs[0]))
