@@ -151,12 +151,14 @@ def test_infer_replaces_only_files_it_wrote(export_dir, data, tmp_path, capsys):
 
 def test_infer_refuses_existing_file_output_for_a_folder_before_inference(export_dir, data, tmp_path, capsys,
                                                                           monkeypatch):
-    """`--input dir/ --output existing.png` is refused before the model is even loaded (it used to
-    fail after the whole inference), and the file is untouched."""
+    """`--input dir/ --output existing.png` is refused before any image is run (it used to fail
+    after the whole inference), and the file is untouched."""
     target = tmp_path / "existing.png"
     target.write_bytes(b"keep")
     infer = _tool("infer")
-    monkeypatch.setattr(infer, "Predictor", lambda *a, **k: pytest.fail("the model was loaded"))
+    from ppir.inference import api
+
+    monkeypatch.setattr(api.ExportedModel, "run", lambda *a, **k: pytest.fail("the model ran"))
     from ppir.errors import run_cli
 
     with pytest.raises(SystemExit) as info:
@@ -200,12 +202,15 @@ def test_predict_refuses_its_input_folder_and_skips_bad_images(weights, data, tm
 def test_infer_out_of_memory_is_one_line_suggesting_tiles(export_dir, data, tmp_path, capsys, monkeypatch):
     """An image too large to run whole (the allocation fails) gets one line naming the image and
     its size and suggesting --tile, not a traceback."""
+    from ppir.inference import predictor
+
     infer = _tool("infer")
 
-    def fail(self, x):
+    def fail(self, feeds):
         raise MemoryError("std::bad_alloc")
 
-    monkeypatch.setattr(infer.Predictor, "run", fail)
+    monkeypatch.setattr(predictor.PaddlePredictor, "run", fail)
+    monkeypatch.setattr(predictor.OnnxPredictor, "run", fail)
     from ppir.errors import run_cli
 
     with pytest.raises(SystemExit) as info:
@@ -213,7 +218,7 @@ def test_infer_out_of_memory_is_one_line_suggesting_tiles(export_dir, data, tmp_
                              "--output", str(tmp_path / "o.png"), "--cpu_threads", "1"])
     err = capsys.readouterr().err.strip().splitlines()
     assert info.value.code == 2 and len(err) == 1
-    assert "img_0.png (32x32) does not fit in memory untiled; pass --tile 512" in err[0]
+    assert "img_0.png" in err[0] and "(32x32) does not fit in memory untiled; pass --tile 512" in err[0]
 
 
 @pytest.mark.parametrize("exc, shape, tile, expected", [
@@ -222,15 +227,18 @@ def test_infer_out_of_memory_is_one_line_suggesting_tiles(export_dir, data, tmp_
      "a.png (64x64) does not fit in memory with --tile 256; pass --tile 128"),
     (RuntimeError("ResourceExhaustedError: Out of memory error on CPU"), (2, 3, 64, 64), None,
      "(batch of 2; or pass --batch_size 1); pass --tile 512"),
-    (RuntimeError("shape [1, 3] does not match"), None, None, None),
+    (RuntimeError("shape [1, 3] does not match"), (1, 3, 8, 8), None, None),
 ])
 def test_out_of_memory_is_recognised_and_explained(exc, shape, tile, expected):
     """Allocation failures of numpy, Paddle and onnxruntime are told apart from other errors, and
-    the line says what was tried and what to pass instead (a tile the model's multiple allows)."""
-    infer = _tool("infer")
-    assert infer.is_out_of_memory(exc) == (expected is not None)
-    if expected:
-        assert expected in str(infer.out_of_memory_error("a.png", shape, tile, multiple=8))
+    the line says what was tried and what to pass instead (a tile the model's multiple allows);
+    any other backend exception becomes a one-line ExportError, never a raw traceback."""
+    from ppir.errors import DataError, ExportError
+    from ppir.inference.api import _graph_failure
+
+    error = _graph_failure(exc, "a.png", shape, tile, multiple=8)
+    assert isinstance(error, DataError if expected else ExportError)
+    assert (expected or "failed in the model") in str(error)
 
 
 def test_unwritable_output_folder_is_one_line(export_dir, data, tmp_path, capsys, monkeypatch):
