@@ -22,6 +22,7 @@ import ppir  # noqa: E402  (sets GLOG/OMP defaults before paddle is imported)
 from ppir.errors import DataError, PpirError, run_cli  # noqa: E402
 from ppir.inference import files, host  # noqa: E402
 from ppir.inference.predictor import PRECISIONS  # noqa: E402
+from ppir.inference.spec import load_spec, needs_mask  # noqa: E402
 
 
 def str2bool(text):
@@ -74,15 +75,16 @@ def parse_args(argv):
     return args
 
 
-def plan(args, model):
-    """(inputs, masks, gts, outputs) with every output path checked before any work."""
-    if args.mask and not model.needs_mask:
+def plan(args, spec):
+    """(inputs, masks, gts, outputs) with every output path checked before any work: before the
+    model is loaded, from its inference.yml alone."""
+    if args.mask and not needs_mask(spec):
         raise DataError(f"--mask given, but the model in {args.model_dir} takes no mask (inference.yml inputs)")
-    if model.needs_mask and not args.mask:
+    if needs_mask(spec) and not args.mask:
         raise DataError(f"the model in {args.model_dir} needs a mask: pass --mask (white = hole; "
                         f"--mask_hole_value black for masks drawn the other way)")
     if not (args.output or "").strip():  # absent, or an empty value from a harness (`--output=`)
-        args.output = files.default_output_dir(model.spec)
+        args.output = files.default_output_dir(spec)
         print(f"no --output given: writing results to {args.output}")
     inputs = files.list_inputs(args.input)
     masks = files.match_files(inputs, args.mask, "--mask") if args.mask else [None] * len(inputs)
@@ -90,8 +92,8 @@ def plan(args, model):
     reads = [(args.mask, "--mask"), (args.gt, "--gt"), (args.model_dir, "--model_dir")]
     reads += [(p, "--mask") for p in masks] + [(p, "--gt") for p in gts]
     outputs = files.plan_outputs(args.input, inputs, args.output, reads, overwrite=args.overwrite)
-    if model.samples:  # ICT: every sample and its prior, `<name>_sample<k>.png`, `<name>_prior<k>.png`
-        k = model.n_samples if args.n_samples is None else args.n_samples
+    if spec.get("task") == "ict":  # every sample and its prior, `<name>_sample<k>.png`, `<name>_prior<k>.png`
+        k = (spec.get("sampling") or {}).get("n_samples", 1) if args.n_samples is None else args.n_samples
         outputs = [[(f"{root}_sample{i}{ext or '.png'}", f"{root}_prior{i}.png") for i in range(k)]
                    for root, ext in map(os.path.splitext, outputs)]
         files.check_outputs([p for per in outputs for pair in per for p in pair], args.overwrite)
@@ -143,10 +145,10 @@ def main(argv=None):
     from ppir.utils.paths import record_outputs
 
     args = parse_args(argv)
+    inputs, masks, gts, outputs = plan(args, load_spec(args.model_dir))
     model = ppir.load(args.model_dir, device=args.device, backend=args.backend, enable_mkldnn=args.enable_mkldnn,
                       cpu_threads=args.cpu_threads, precision=args.precision, use_tensorrt=args.use_tensorrt,
                       tile=args.tile, tile_overlap=args.tile_overlap)
-    inputs, masks, gts, outputs = plan(args, model)
     metrics = build_metrics(model.spec) if args.gt and not model.samples else []
     flat = [p for per in outputs for pair in per for p in pair] if model.samples else outputs
     record_outputs(flat)

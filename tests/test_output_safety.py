@@ -197,6 +197,36 @@ def test_predict_refuses_its_input_folder_and_skips_bad_images(weights, data, tm
     assert sorted(os.listdir(tmp_path / "out")) == [".ppir-outputs", "img_1.png", "img_2.png"]
 
 
+def test_infer_folder_run_goes_on_past_a_tiny_image(export_dir, data, tmp_path, capsys):
+    """A 7x5 image that sorts first is padded up and restored at its own size; the rest of the
+    folder follows (a tiny file used to abort the whole run before any image was written)."""
+    cv2.imwrite(str(data / "noisy" / "a_tiny.png"), np.full((7, 5, 3), 128, np.uint8))
+    out = tmp_path / "out"
+    code, _, _ = cli("infer", ["--model_dir", export_dir, "--input", data / "noisy", "--output", out,
+                               "--quiet"], capsys)
+    assert code == 0
+    assert sorted(os.listdir(out)) == [".ppir-outputs", "a_tiny.png", "img_0.png", "img_1.png", "img_2.png"]
+    assert cv2.imread(str(out / "a_tiny.png")).shape == (7, 5, 3)
+
+
+@pytest.mark.parametrize("argv, fragment", [
+    (["--output", "{file}/out"], "is a file, not a folder"),
+    (["--tile_overlap", "-4"], "--tile_overlap must be >= 0, got -4"),
+    (["--tile", "30"], "--tile 30 must be a positive multiple of 4"),
+])
+def test_infer_argument_mistakes_name_the_real_culprit(export_dir, data, tmp_path, capsys, argv, fragment):
+    """An --output below a regular file, a negative overlap, a tile the model cannot take: each is
+    refused before any image is read, naming the flag at fault (a negative overlap used to blame
+    the tile size; an output below a file raised NotADirectoryError)."""
+    (tmp_path / "plain.txt").write_text("x")
+    argv = [a.replace("{file}", str(tmp_path / "plain.txt")) for a in argv]
+    if "--output" not in argv:
+        argv += ["--output", str(tmp_path / "out")]
+    code, _, err = cli("infer", ["--model_dir", export_dir, "--input", data / "noisy", *argv], capsys)
+    assert code == 2 and fragment in err[-1], err  # argparse prints its usage above the line
+    assert not (tmp_path / "out").exists()
+
+
 # ---- deploy/infer.py: resources ---------------------------------------------------------------
 
 def test_infer_out_of_memory_is_one_line_suggesting_tiles(export_dir, data, tmp_path, capsys, monkeypatch):

@@ -53,7 +53,7 @@ def load(model, weights=None, **options):
     """
     path = os.fspath(model)
     if weights is None:
-        if os.path.isfile(path) and path.endswith((".yml", ".yaml")):
+        if os.path.isfile(path) and path.endswith((".yml", ".yaml")) and os.path.basename(path) != specs.SPEC_FILE:
             raise ConfigError(f"{path} is a config: pass its weights too, ppir.load(config, weights)")
         spec = specs.load_spec(path)
         cls = ExportedICT if spec.get("task") == "ict" else ExportedModel
