@@ -23,13 +23,13 @@ import os
 
 import numpy as np
 
-from ppir.data import DATASETS
 from ppir.data.image_io import is_image_file, read_image, to_uint8
 from ppir.data.masks import (DEFAULT_BIN_EDGES, MaskTransform, bin_names, check_bin_edges,
                              generate_mask, list_masks, ratio_bin, read_mask)
 from ppir.data.host_steps import run_host_steps
 from ppir.data.transforms import INTERPOLATIONS, resize_uint8, square_crop_box
 from ppir.errors import ConfigError, DataError
+from ppir.registry import DATASETS
 
 LAYOUTS = ("folder", "celeba", "misf")
 PREPROCESS = ("resize", "center_crop_resize", "random_crop_resize", "none")

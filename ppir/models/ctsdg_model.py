@@ -81,7 +81,7 @@ class CTSDGInference(nn.Layer):
 def build_vgg16(weights, seed):
     """The frozen VGG16 of the perceptual and style losses: converted ImageNet weights, or (tests,
     the demo) reproducible stand-in weights from `seed`."""
-    from ppir.losses.vgg import build_vgg, seeded_vgg_state, VGG16Features
+    from ppir.models.archs.vgg_arch import build_vgg, seeded_vgg_state, VGG16Features
 
     if weights:
         return build_vgg("VGG16", weights, where="Model.vgg_weights")

@@ -3,7 +3,7 @@
     Model:
       name: MISFModel
       networks: {generator: {name: MISFGenerator}, discriminator: {name: MISFDiscriminator}}
-      vgg_weights: weights/vgg19.pdparams    # torchvision VGG19, converted (see ppir/losses/vgg.py)
+      vgg_weights: weights/vgg19.pdparams    # torchvision VGG19, converted (see ppir/models/archs/vgg_arch.py)
 
 Generator loss as published (EdgeConnect's, `checkpoints/config.yml` weights):
 `l1_weight * mean|out - gt| / mean(M)` (raw output, hole-weighted by the mask ratio)
@@ -101,7 +101,7 @@ class MISFModel(TaskModel):
         """The frozen VGG19 of the perceptual and style losses, loaded on first use: evaluation
         and export never need its weights; training loads them as it starts (set_train)."""
         if self._vgg is None:
-            from ppir.losses.vgg import build_vgg
+            from ppir.models.archs.vgg_arch import build_vgg
 
             self._vgg = build_vgg("VGG19", self.vgg_weights, where="Model.vgg_weights")
         return self._vgg
