@@ -72,8 +72,8 @@ def load_inputs(image_path, mask_path, size):
 def build(config, weights, device):
     from ppir.config import load_config
     from ppir.engine.checkpoint import load_pretrained
-    from ppir.engine.trainer import setup_device
     from ppir.models import build_model
+    from ppir.utils.device import setup_device
 
     cfg = load_config(config)
     setup_device(device)
