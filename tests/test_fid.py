@@ -12,8 +12,8 @@ from ppir.metrics import METRICS
 from ppir.metrics import fid as fid_module
 from ppir.metrics.fid import (FIDSet, activation_statistics, frechet_distance,
                               inception_features)
-from ppir.metrics.fid_inception import FIDInceptionV3
 from ppir.metrics.inpainting import write_table_json
+from ppir.models.archs.inception_arch import FIDInceptionV3
 from ppir.models.convert import convert_state_dict
 
 FIXTURE = os.path.join(os.path.dirname(__file__), "fixtures", "fid_seeded.npz")

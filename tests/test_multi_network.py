@@ -11,8 +11,8 @@ from ppir.engine.amp import Amp, NoAmp
 from ppir.engine.lr_scheduler import build_optimizers
 from ppir.engine.step import TrainStep
 from ppir.errors import ConfigError
-from ppir.models import MODELS
 from ppir.models.base_model import TaskModel
+from ppir.registry import MODELS
 from tests.conftest import ROOT, tiny_overrides
 from tests.test_trainer import DEMO_CFG
 

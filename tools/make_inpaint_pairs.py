@@ -17,10 +17,10 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from ppir.data.inpainting_dataset import (LAYOUTS, find_images, make_pairs,  # noqa: E402
-                                         write_pairs)
+from ppir.data.inpainting_dataset import LAYOUTS, find_images  # noqa: E402
 from ppir.data.masks import (DEFAULT_BIN_EDGES, bin_names, check_bin_edges, hole_ratio,  # noqa: E402
                              list_masks, ratio_bin, read_mask)
+from ppir.data.pair_list import make_pairs, write_pairs  # noqa: E402
 from ppir.errors import DataError, run_cli  # noqa: E402
 
 

@@ -326,9 +326,9 @@ def load_pretrained(model, spec):
 
 def build_trained_model(cfg):
     """The config's model with `Global.pretrained_model` loaded, in eval mode (eval/predict/export)."""
-    from ppir.engine.trainer import setup_device
     from ppir.errors import ConfigError
     from ppir.models import build_model
+    from ppir.utils.device import setup_device
 
     weights = cfg["Global"]["pretrained_model"]
     if not weights:

@@ -8,9 +8,7 @@ import math
 import paddle
 
 from ppir.errors import ConfigError
-from ppir.registry import Registry, check_kwargs
-
-SCHEDULERS = Registry("lr scheduler")
+from ppir.registry import SCHEDULERS, check_kwargs
 
 
 @SCHEDULERS.register("CosineAnnealingRestartCyclicLR")

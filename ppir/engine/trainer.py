@@ -28,6 +28,7 @@ from ppir.engine.run_dir import claim_output_dir
 from ppir.engine.step import TrainStep
 from ppir.errors import CheckpointError, ConfigError, Interrupted, PpirError
 from ppir.models import build_model
+from ppir.utils.device import setup_device
 from ppir.utils.faults import fault_point
 from ppir.utils.paths import is_inside, real
 from ppir.utils.logger import get_logger
@@ -35,13 +36,6 @@ from ppir.utils.logger import get_logger
 
 class TrainingStopped(PpirError):
     """Training cannot go on (e.g. too many consecutive non-finite steps)."""
-
-
-def setup_device(device):
-    if device == "auto":
-        device = "gpu" if paddle.is_compiled_with_cuda() and paddle.device.cuda.device_count() > 0 else "cpu"
-    paddle.set_device(device)
-    return device
 
 
 def setup_distributed():

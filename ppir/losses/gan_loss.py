@@ -15,7 +15,7 @@ import paddle.nn as nn
 import paddle.nn.functional as F
 
 from ppir.errors import ConfigError
-from ppir.losses import LOSSES
+from ppir.registry import LOSSES
 
 GAN_TYPES = ("nsgan", "lsgan", "hinge")
 

@@ -29,9 +29,9 @@ from ppir.errors import ConfigError
 from ppir.losses.gan_loss import GANLoss
 from ppir.losses.perceptual import PerceptualLoss, StyleLoss
 from ppir.metrics.inpainting import composite_with_hole_mask
-from ppir.models import MODELS
 from ppir.models.archs.ctsdg_arch import freeze_batchnorm_stats
 from ppir.models.base_model import INPAINTING_TUNE_SIZES, TaskModel, graph_input, inpainting_io_spec
+from ppir.registry import MODELS
 from ppir.utils.tiling import crop_back, pad_to_multiple
 
 # options/train_options.py
@@ -81,7 +81,7 @@ class CTSDGInference(nn.Layer):
 def build_vgg16(weights, seed):
     """The frozen VGG16 of the perceptual and style losses: converted ImageNet weights, or (tests,
     the demo) reproducible stand-in weights from `seed`."""
-    from ppir.losses.vgg import build_vgg, seeded_vgg_state, VGG16Features
+    from ppir.models.archs.vgg_arch import build_vgg, seeded_vgg_state, VGG16Features
 
     if weights:
         return build_vgg("VGG16", weights, where="Model.vgg_weights")

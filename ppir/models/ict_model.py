@@ -21,10 +21,10 @@ import paddle.nn as nn
 
 from ppir.data.ict_data import prior_tokens, resolve_palette, upsample_prior
 from ppir.errors import ConfigError, DataError, ExportError
-from ppir.models import MODELS
 from ppir.models.base_model import ExportGraph, TaskModel, graph_input
+from ppir.models.edgeconnect_base import PERCEPTUAL_LAYERS, STYLE_LAYERS, EdgeConnectModel
 from ppir.models.ict_sampling import paddle_logits_fn, sample_tokens
-from ppir.models.misf_model import MISFModel
+from ppir.registry import MODELS
 from ppir.utils.tiling import crop_back, pad_to_multiple
 
 __all__ = ["ICTTransformerModel", "ICTUpsamplerModel", "ICTModel", "ICTLogits", "ICTRowLogits",
@@ -168,40 +168,38 @@ _UPSAMPLER_NETWORKS = {"generator": {"name": "ICTUpsampler"},
 
 
 @MODELS.register("ICTUpsamplerModel")
-class ICTUpsamplerModel(MISFModel):
+class ICTUpsamplerModel(EdgeConnectModel):
     """Stage 2 of ICT: `networks: {generator: ICTUpsampler, discriminator: MISFDiscriminator}`
     (the EdgeConnect spectral-norm PatchGAN, the official `Discriminator(in_channels=3)`).
 
-    Losses as `Guided_Upsample/src/models.py` with config_template.yml weights (MISFModel's
-    terms): `L1(out, gt) / mean(M)`, perceptual 0.1 (VGG19 relu1_1..5_1), style 250 on
-    (out*M, gt*M), nsgan 0.1; D loss `(real + fake) / 2`. The update order is the official one,
-    the usual one: D steps first on (gt, detached out), then G against the updated D. G's
-    adversarial backward also reaches D, whose gradients are cleared before its next step.
+    Losses as `Guided_Upsample/src/models.py` with config_template.yml weights: EdgeConnect's
+    (ppir/models/edgeconnect_base.py, whose arguments these are): `L1(out, gt) / mean(M)`,
+    perceptual 0.1 (VGG19 relu1_1..5_1), style 250 on (out*M, gt*M), nsgan 0.1; D loss
+    `(real + fake) / 2`. The update order is the official one, the usual one: D steps first on
+    (gt, detached out), then G against the updated D. G's adversarial backward also reaches D,
+    whose gradients are cleared before its next step.
 
     Batches need `target`, `mask` (1 = hole) and `prior` (3xHxW [0, 1]; in training the degraded
     ground truth of ppir.data.ict_data.ICTPriorDataset, at inference the transformer's sample).
     """
 
-    size_multiple = 4
-
     def __init__(self, networks=None, vgg_weights=None, l1_weight=1.0, perceptual_weight=0.1,
-                 style_weight=250.0, adversarial_weight=0.1, gan_type="nsgan", **layers):
+                 style_weight=250.0, adversarial_weight=0.1, gan_type="nsgan",
+                 perceptual_layers=PERCEPTUAL_LAYERS, style_layers=STYLE_LAYERS):
         super().__init__(networks or _UPSAMPLER_NETWORKS, vgg_weights, l1_weight,
-                         perceptual_weight, style_weight, adversarial_weight, gan_type, **layers)
+                         perceptual_weight, style_weight, adversarial_weight, gan_type,
+                         perceptual_layers, style_layers)
 
     def train_step(self, batch, step):
         images, masks, prior = batch["target"], batch["mask"], batch["prior"]
-        gen, dis = self.networks["generator"], self.networks["discriminator"]
         step.zero_grad("generator", "discriminator")
         with step.autocast():
-            outputs = gen(upsampler_input(images, masks, prior))
-            dis_real, _ = dis(images)
-            dis_fake, _ = dis(outputs.detach())
-            dis_loss = (self.gan(dis_real, True, True) + self.gan(dis_fake, False, True)) / 2
+            outputs = self.networks["generator"](upsampler_input(images, masks, prior))
+            dis_loss = self.discriminator_loss(images, outputs)
         step.backward(dis_loss)
         dis_ok = step.step("discriminator")
         with step.autocast():
-            gen_fake, _ = dis(outputs)
+            gen_fake, _ = self.networks["discriminator"](outputs)
             terms = self.generator_terms(outputs, images, masks, gen_fake)
             gen_loss = sum(terms.values())
         step.backward(gen_loss)
@@ -227,7 +225,6 @@ class ICTUpsamplerModel(MISFModel):
     def io_spec(self):
         spec = super().io_spec()
         spec["inputs"].append(graph_input("prior", 3))
-        spec.pop("pad_square", None)
         return spec
 
 
