@@ -29,7 +29,7 @@ from ppir.engine.step import TrainStep
 from ppir.errors import CheckpointError, ConfigError, Interrupted, PpirError
 from ppir.models import build_model
 from ppir.utils.faults import fault_point
-from ppir.utils.paths import is_inside, real
+from ppir.utils.paths import is_inside
 from ppir.utils.logger import get_logger
 
 
@@ -119,23 +119,26 @@ def config_changes(saved, current):
     return changes
 
 
-def dataset_roots(cfg):
-    """(config key, root) of every dataset folder the config reads."""
-    roots = []
-    for section in ("Train", "Eval"):
-        dataset = (cfg.get(section) or {}).get("dataset") or {}
-        if isinstance(dataset, dict) and dataset.get("root"):
-            roots.append((f"{section}.dataset.root", dataset["root"]))
-    return roots
+# What a run writes inside Global.output_dir besides its checkpoints (guarded by run_dir).
+RUN_FILES = ("train.log", "config.yml", "cmd.txt", "vdl", "val_images", ".lock")
 
 
-def check_output_dir(cfg):
-    """Refuse an output directory that is, or lies inside, a dataset the run reads."""
+def check_output_dir(cfg, config_file=None, archive_existing=False):
+    """Refuse an output directory whose files would land on or inside anything the config reads
+    (every dataset path of Train and Eval, palettes, the weights, the config file), or whose
+    validation images would land in a dataset that lies inside it."""
+    from ppir.data.reads import config_reads
+    from ppir.utils.paths import refuse_overlap
+
     out = cfg["Global"]["output_dir"]
-    for key, root in dataset_roots(cfg):
-        if is_inside(out, root):
-            raise ConfigError(f"Global.output_dir {out} is inside the dataset {key}={real(root)}; "
-                              f"ppir never writes into a dataset, choose another output dir")
+    reads = config_reads(cfg, config_file)
+    refuse_overlap([(out, "Global.output_dir")] + [(os.path.join(out, n), "Global.output_dir") for n in RUN_FILES],
+                   reads, [(out, "--archive_existing")] if archive_existing else ())
+    for path, key in reads:
+        for sub in ("val_images", "vdl"):
+            if path and is_inside(path, os.path.join(out, sub)):
+                raise ConfigError(f"{key} {path} lies inside {os.path.join(out, sub)}, where this run writes; "
+                                  f"move the data or set another Global.output_dir")
 
 
 def check_training_config(cfg):
@@ -189,7 +192,7 @@ class Trainer:
         self.cfg = cfg
         g = cfg["Global"]
         check_training_config(cfg)
-        check_output_dir(cfg)
+        check_output_dir(cfg, cfg.get("_config_path"), archive_existing)
         self.device = setup_device(g["device"])
         self.rank, self.world_size = setup_distributed()
         self.output_dir = g["output_dir"]
