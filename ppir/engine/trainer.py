@@ -4,6 +4,7 @@ config -> environment -> model -> optimizer -> resume -> data -> loop (step, log
 AMP, EMA, clipping and the progressive schedule are switches the loop calls, not branches in it.
 """
 import datetime
+import math
 import os
 import signal
 import sys
@@ -78,6 +79,10 @@ class VisualDLWriter:
 
 def _format_lrs(lrs):
     return "  ".join(f"{k} {v:.4e}" for k, v in lrs.items())
+
+
+def _format_best(value):
+    return "none yet" if value is None else f"{value:.4f}"
 
 
 def _format_eta(seconds):
@@ -282,7 +287,7 @@ class Trainer:
         params = [p for net in self.model.networks.values() for p in net.parameters()]
         if not all_finite(params):
             raise TrainingStopped(f"weights are not finite at iteration {iteration}; not saving. "
-                                  f"Last good checkpoint: {self.ckpt.latest()}")
+                                  f"{self._last_good_note()}")
         primary = self.model.primary
         files = {}
         for name, net in self.model.networks.items():
@@ -297,6 +302,12 @@ class Trainer:
         path = self.ckpt.save(iteration, files, state)
         self.logger.info(f"saved checkpoint {path}")
 
+    def _last_good_note(self):
+        good = self.ckpt.last_good()
+        if good is None:
+            return "no checkpoint with finite weights and scores yet"
+        return f"last checkpoint with finite weights and scores: {good}"
+
     def validate(self, iteration):
         """Evaluate; returns True when the first metric improved (that checkpoint becomes best_model)."""
         save_dir = (os.path.join(self.output_dir, "val_images", f"iter_{iteration}")
@@ -309,12 +320,21 @@ class Trainer:
         runtime = scores.pop("runtime")
         key, value = next(iter(scores.items()))
         sign = 1.0 if getattr(self.evaluator.metrics[0], "higher_is_better", True) else -1.0
-        improved = self.best["metric"] is None or sign * (value - self.best["metric"]) > 0
+        # NaN compares false with everything: as best it could never be replaced. (+inf is a
+        # real score: a PSNR of identical images.)
+        nan = [k for k, v in scores.items() if isinstance(v, float) and math.isnan(v)]
+        improved = not math.isnan(value) and (self.best["metric"] is None
+                                              or sign * (value - self.best["metric"]) > 0)
         if improved:
             self.best = {"metric": value, "iter": iteration, "name": key}
+        if nan:
+            self.ckpt.update_state(iteration, scores_finite=False)
+            self.logger.warning(f"[eval] iter {iteration}: {', '.join(nan)} is NaN; iter_{iteration} "
+                                f"cannot become best_model (last checkpoint with finite weights and "
+                                f"scores: {self.ckpt.last_good()})")
         self.logger.info(f"[eval] iter {iteration}: {format_scores(scores)} "
                          f"(inputs: {format_scores(self.evaluator.input_scores())}), "
-                         f"{runtime:.3f} s/image, best {key} {self.best['metric']:.4f} "
+                         f"{runtime:.3f} s/image, best {key} {_format_best(self.best['metric'])} "
                          f"@ iter {self.best['iter']}")
         self.vdl.scalars(scores, iteration, "eval")
         return improved
@@ -358,7 +378,7 @@ class Trainer:
                                         f"({nonfinite} in a row, limit {g['max_nonfinite_steps']})")
                     if nonfinite >= g["max_nonfinite_steps"]:
                         raise TrainingStopped(f"{nonfinite} consecutive non-finite steps at iteration "
-                                              f"{iteration}; last good checkpoint: {self.ckpt.latest()}")
+                                              f"{iteration}; {self._last_good_note()}")
                 else:
                     nonfinite = 0
                     if self.ema is not None:
