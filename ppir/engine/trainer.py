@@ -200,6 +200,11 @@ class Trainer:
         check_output_dir(cfg, cfg.get("_config_path"), archive_existing)
         self.device = setup_device(g["device"])
         self.rank, self.world_size = setup_distributed()
+        # Model and optimizers first: a typo in their config is reported before the output dir,
+        # its lock and its log exist.
+        seed_everything(g["seed"])
+        self.model = build_model(cfg)
+        self.optimizers, self.schedulers = build_optimizers(cfg, self.model)
         self.output_dir = g["output_dir"]
         self.ckpt = CheckpointManager(self.output_dir, g["keep_checkpoint_max"])
         # Continuing the run that lives in output_dir (not merely starting from a checkpoint elsewhere).
@@ -211,9 +216,6 @@ class Trainer:
         if archived:
             self.logger.info(f"moved the earlier run in {self.output_dir} to {archived}")
 
-        seed_everything(g["seed"])
-        self.model = build_model(cfg)
-        self.optimizers, self.schedulers = build_optimizers(cfg, self.model)
         trained = self.model.trainable()
         self.amp = build_amp(cfg, [self.model.networks[n] for n in trained],
                              [self.optimizers[n] for n in trained])
