@@ -44,6 +44,7 @@ import numpy as np
 import ppir  # noqa: F401  (thread and log defaults before paddle is imported)
 from benchmark.common import machine_info, photo, timed
 from ppir.errors import ConfigError, run_cli
+from ppir.utils.paths import check_output_file, write_output_file
 
 PATHS = ("paddle_onednn_on", "paddle_onednn_off", "onnxruntime")
 LABELS = {"paddle_onednn_on": "Paddle Inference, oneDNN on", "paddle_onednn_off": "Paddle Inference, oneDNN off",
@@ -80,6 +81,7 @@ def parse_args(argv):
     parser.add_argument("--torch_python", default=sys.executable, help="interpreter that has torch")
     parser.add_argument("--export_dir", default=None, help="reuse this export instead of exporting again")
     parser.add_argument("--out", default=None, help="also write the markdown to this file")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing --out file ppir did not write")
     parser.add_argument("--torch_worker", default=None, help=argparse.SUPPRESS)
     return parser.parse_args(argv)
 
@@ -197,6 +199,8 @@ def main(argv=None):
     args = parse_args(argv)
     if args.torch_worker:
         return torch_worker(args)
+    if args.out:  # before any work: never onto what is read, never over a stranger's file
+        check_output_file(args.out, "--out", [(args.config, "-c"), (args.export_dir, "--export_dir")], args.overwrite)
     import paddle
 
     from ppir.inference import spec as io
@@ -272,8 +276,7 @@ def main(argv=None):
     text = report(args, spec, rows, defaults, failed, flops_256, threads, load_before, load_after, argv)
     print(text)
     if args.out:
-        with open(args.out, "w", encoding="utf-8") as f:
-            f.write(text)
+        write_output_file(args.out, text, "--out")
     return 0
 
 

@@ -35,6 +35,7 @@ import numpy as np
 
 import ppir  # noqa: F401  (sets GLOG/OMP/MKL defaults before paddle is imported)
 from ppir.errors import run_cli
+from ppir.utils.paths import check_output_file, write_output_file
 
 PATHS = ("eager", "pi_onednn", "pi_plain", "ort")
 GRAPHS = ("full", "rows")
@@ -56,6 +57,7 @@ def parse_args(argv=None):
     parser.add_argument("--image", action="store_true",
                         help="also sample a whole image on each path and graph, end to end")
     parser.add_argument("--json", help="write the results here")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing --json file ppir did not write")
     return parser.parse_args(argv)
 
 
@@ -119,6 +121,8 @@ def build_paths(net, args, tmp):
 
 def main(argv=None):
     args = parse_args(argv)
+    if args.json:  # before any work: never onto what is read, never over a stranger's file
+        check_output_file(args.json, "--json", [], args.overwrite)
     import paddle
 
     from ppir.models.archs.ict_arch import ICTTransformer
@@ -172,8 +176,7 @@ def main(argv=None):
               f"{r['min_s']:8.4f} {r['image_s_estimate']:9.1f} {r['rel_diff']:9.2g}  {image}")
     print(f"load average (1 min) before {load_before:.2f}, after {os.getloadavg()[0]:.2f}")
     if args.json:
-        with open(args.json, "w") as f:
-            json.dump(report, f, indent=1)
+        write_output_file(args.json, json.dumps(report, indent=1) + "\n", "--json")
     return 0
 
 

@@ -356,9 +356,9 @@ def test_infer_model_dir_that_is_a_file(export_dir, data, tmp_path, capsys):
 # ---- tools/eval.py ----------------------------------------------------------------------------
 
 @pytest.mark.parametrize("save_dir, fragment", [
-    (".", "is the Eval dataset folder"),
-    ("noisy/..", "is the Eval dataset folder"),
-    ("gt/restored", "lies inside the Eval dataset folder"),
+    (".", "is the Eval.dataset.root folder"),
+    ("noisy/..", "is the Eval.dataset.root folder"),
+    ("gt/restored", "lies inside the Eval.dataset.root folder"),
 ])
 def test_eval_save_dir_never_writes_into_the_dataset(weights, data, capsys, monkeypatch, save_dir, fragment):
     """`tools/eval.py --save_dir` at or inside the Eval dataset used to write the restored images
@@ -387,6 +387,75 @@ def test_eval_save_dir_replaces_only_images_it_wrote(weights, data, tmp_path, ca
     code, _, err = cli("eval", [*args[:-1], tmp_path / "other"], capsys)
     assert_one_line(code, err, "img_1.png exists and ppir did not write it")
     assert stranger.read_bytes() == b"a user's image"
+
+
+def _paired(data):
+    return (f"Eval.dataset={{'name': 'PairedImageDataset', 'root': '{data}', "
+            "'input_dir': 'noisy', 'target_dir': 'gt'}")
+
+
+@pytest.mark.parametrize("target, fragment", [
+    ("weights", "is the Global.pretrained_model file"),
+    ("checkpoint", "lies inside the Global.pretrained_model folder"),
+    ("gt/img_1.png", "lies inside the Eval.dataset.root folder"),
+    ("config", "is the -c file"),
+])
+def test_eval_json_never_lands_on_what_it_reads(weights, data, tmp_path, capsys, target, fragment):
+    """`tools/eval.py --json` used to write wherever it was told: onto the weights it evaluated
+    (a checkpoint's model.pdparams became JSON), onto a dataset file, onto the config. Refused
+    before any work, every byte unchanged."""
+    ckpt = tmp_path / "iter_6"
+    ckpt.mkdir()
+    shutil.copy(weights, ckpt / "model.pdparams")
+    config = tmp_path / "cfg.yml"
+    config.write_text(f"_base_: {os.path.abspath(DEMO_CFG)}\n")
+    pretrained = ckpt if target == "checkpoint" else weights
+    json_path = {"weights": weights, "checkpoint": ckpt / "model.pdparams", "config": config}.get(target, data / target)
+    before = [snapshot(data), snapshot(tmp_path / "iter_6"), weights.read_bytes(), config.read_bytes()]
+    code, _, err = cli("eval", ["-c", config, "-o", *TINY, f"Global.pretrained_model={pretrained}", _paired(data),
+                                "--json", json_path], capsys)
+    assert_one_line(code, err, "--json", fragment)
+    assert [snapshot(data), snapshot(tmp_path / "iter_6"), weights.read_bytes(), config.read_bytes()] == before
+
+
+def test_eval_json_replaces_a_user_file_only_with_overwrite(weights, data, tmp_path, capsys):
+    """An existing file ppir did not write needs --overwrite; eval's own JSON is replaced on a rerun."""
+    import json
+
+    notes = tmp_path / "notes.json"
+    notes.write_text("my notes")
+    args = [*CFG, f"Global.pretrained_model={weights}", _paired(data), "--json", notes]
+    code, _, err = cli("eval", args, capsys)
+    assert_one_line(code, err, "--json", "notes.json exists and ppir did not write it", "--overwrite")
+    assert notes.read_text() == "my notes"
+    assert cli("eval", [*args, "--overwrite"], capsys)[0] == 0
+    assert set(json.loads(notes.read_text())) == {"inputs", "outputs"}
+    own = tmp_path / "scores.json"
+    assert cli("eval", [*args[:-1], own], capsys)[0] == 0
+    assert cli("eval", [*args[:-1], own], capsys)[0] == 0
+
+
+# ---- benchmark scripts ------------------------------------------------------------------------
+
+def test_benchmark_outputs_go_through_the_guard(tmp_path, capsys):
+    """The benchmarks' --out / --json never replace the config they read or a user's file
+    (refused before any timing), and write their own file atomically."""
+    notes = tmp_path / "notes.md"
+    notes.write_text("mine")
+    config = tmp_path / "cfg.yml"
+    config.write_text(f"_base_: {os.path.abspath(DEMO_CFG)}\n")
+    deploy = _load_script("ppir_bench_deploy", os.path.join(ROOT, "benchmark", "bench_deploy.py"))
+    sampling = _load_script("ppir_bench_sampling", os.path.join(ROOT, "benchmark", "bench_ict_sampling.py"))
+    from ppir.errors import run_cli
+
+    for main, argv, fragment in [(deploy.main, ["-c", config, "--out", config], "is the -c file"),
+                                 (sampling.main, ["--json", notes], "notes.md exists and ppir did not write it")]:
+        capsys.readouterr()
+        with pytest.raises(SystemExit) as info:
+            run_cli(main, [str(a) for a in argv])
+        err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+        assert_one_line(info.value.code, err, fragment)
+    assert notes.read_text() == "mine" and config.read_text().startswith("_base_")
 
 
 # ---- tools/convert_weights.py -----------------------------------------------------------------
