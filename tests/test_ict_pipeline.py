@@ -144,3 +144,15 @@ def test_sampling_options_are_checked_before_any_work(setup, tmp_path):
     with pytest.raises(ConfigError, match="n_samples must be an integer >= 1"):
         ppir.load(str(setup / "export"))(str(setup / "image.png"), mask=str(setup / "mask.png"), n_samples=0)
     assert not (tmp_path / "out").exists()
+
+
+def test_a_tiny_image_is_completed_at_its_own_size(setup):
+    """A 7x5 image (smaller than the upsampler's reflect pads) is padded up, completed, cropped
+    back; its known pixels are kept."""
+    model = ppir.load(str(setup / "export"))
+    rng = np.random.default_rng(1)
+    image = rng.integers(0, 256, (7, 5, 3), dtype=np.uint8)
+    mask = np.zeros((7, 5), bool)
+    mask[2:5, 1:4] = True
+    outs = model(image, mask=mask, n_samples=1)
+    assert outs[0].shape == (7, 5, 3) and np.array_equal(outs[0][~mask], image[~mask])
