@@ -54,7 +54,7 @@ def test_inference_yml_describes_the_three_inputs(exported):
     assert spec["inputs"][2]["mask_convention"] == "1 = known"
     assert spec["host_steps"] == [{"name": "ctsdg_edges", "source": "input", "sigma": 2.0, "official_wrap": True}]
     assert spec["output"]["composite"] is True and spec["pad_multiple"] == 128
-    assert "check paddle_inference_onednn_on" in exported["stdout"]
+    assert "checking Paddle Inference (CPU, oneDNN on)" in exported["stdout"]
 
 
 @pytest.mark.parametrize("onednn", [True, False])
