@@ -267,3 +267,25 @@ def test_generic_export_of_the_transformer_points_to_the_ict_exporter():
 
     with pytest.raises(ExportError, match="tools/ict_export.py"):
         small_model().io_spec()
+
+
+def test_upsampler_output_depends_on_its_prior():
+    """The guided upsampler must read its prior: two different priors give different fills in
+    the holes (and the same known pixels). A collapsed generator (saturated tanh) gives the same
+    image for every prior, which is how the demo's failure showed."""
+    paddle.seed(0)
+    model = build_model({"Model": {"name": "ICTUpsamplerModel", "vgg_weights": None, "perceptual_weight": 0.0,
+                                   "style_weight": 0.0,
+                                   "networks": {"generator": {"name": "ICTUpsampler", "residual_blocks": 1},
+                                                "discriminator": {"name": "MISFDiscriminator"}}}})
+    model.set_train(False)
+    rng = np.random.default_rng(0)
+    image = paddle.to_tensor(rng.random((1, 3, 16, 20)).astype(np.float32))
+    mask = np.zeros((1, 1, 16, 20), np.float32)
+    mask[..., 4:12, 5:15] = 1
+    mask = paddle.to_tensor(mask)
+    outs = [model.predict({"input": image, "mask": mask, "prior": paddle.full([1, 3, 16, 20], v)}).numpy()
+            for v in (0.0, 1.0)]
+    hole = mask.numpy().astype(bool).repeat(3, 1)
+    np.testing.assert_array_equal(outs[0][~hole], outs[1][~hole])
+    assert np.abs(outs[0] - outs[1])[hole].mean() > 1e-3

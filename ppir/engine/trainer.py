@@ -319,8 +319,7 @@ class Trainer:
         # NaN compares false with everything: as best it could never be replaced. (+inf is a
         # real score: a PSNR of identical images.)
         nan = [k for k, v in scores.items() if isinstance(v, float) and math.isnan(v)]
-        improved = not math.isnan(value) and (self.best["metric"] is None
-                                              or sign * (value - self.best["metric"]) > 0)
+        improved = not nan and (self.best["metric"] is None or sign * (value - self.best["metric"]) > 0)
         if improved:
             self.best = {"metric": value, "iter": iteration, "name": key}
         if nan:
