@@ -113,9 +113,11 @@ def build_vgg(arch, weights, normalize=False, where="vgg_weights"):
         state = paddle.load(path)
         state = {k: (v.numpy() if hasattr(v, "numpy") else np.asarray(v)) for k, v in state.items()}
     else:
-        from ppir.models.convert import convert_state_dict, read_pth
+        from ppir.models.convert import convert_state_dict
+        from ppir.utils.weight_files import read_weights
 
-        state = convert_state_dict(arch, read_pth(path), net=net)
+        obj, source = read_weights(path)  # torchvision's .pth or a seed's MindSpore .ckpt
+        state = convert_state_dict(arch, obj, net=net, source=source)
     missing = [k for k in net.state_dict() if k not in state]
     if missing:
         raise CheckpointError(f"{path}: not {arch} features weights (missing {missing[0]}, "
