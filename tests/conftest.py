@@ -97,12 +97,12 @@ def encode_ckpt(entries):
     """The bytes mindspore.save_checkpoint writes for {name: array} (checkpoint.proto: Checkpoint
     { repeated Value { tag = 1; TensorProto tensor = 2 { repeated int64 dims = 1;
     tensor_type = 2; tensor_content = 3 } } })."""
-    out = b""
+    values = []
     for name, arr in entries.items():
         arr = np.asarray(arr)
         tensor = b"".join(pb_varint(1 << 3) + pb_varint(int(d)) for d in arr.shape)
         tensor += _len_field(2, _MS_TYPES[arr.dtype.name].encode())
         content = np.ascontiguousarray(arr).astype(arr.dtype.newbyteorder("<")).tobytes()
         tensor += _len_field(3, content)
-        out += _len_field(1, _len_field(1, name.encode()) + _len_field(2, tensor))
-    return out
+        values.append(_len_field(1, _len_field(1, name.encode()) + _len_field(2, tensor)))
+    return b"".join(values)

@@ -12,6 +12,11 @@ diff <= 1e-5, max within 100x).
   last implementation (ResizeBilinearV2, align_corners=False, half_pixel_centers=False).
 * `mirnetv2_sldyns_port.npz`: sldyns/MIRNetV2_paddle `networks/MIRNet_V2_model.py`,
   MIRNet_v2(n_feat=16) (three RRGs), under Paddle 3.2.2.
+* `ctsdg_ms_port.npz`: mindspore-ai/models research/cv/CTSDG (`src/generator/generator.py`
+  Generator(), full width, 128x128; `src/generator/vgg16.py` VGG16FeatureExtractor, 32x32) under
+  MindSpore 2.10.0, its removed `ops.ResizeBilinear` restored the same way. The outputs are
+  kept every 4th pixel (and every 4th VGG channel) to keep the fixture small; the inputs are
+  regenerated from their seed (`_ctsdg_inputs`).
 * `ms_toy_train.*`: MindSpore's naming conventions (see test_convert_readers.py).
 """
 import importlib.util
@@ -27,7 +32,7 @@ from paddle import nn
 from ppir.errors import CheckpointError
 from ppir.models import build_network
 from ppir.models.convert import convert_state_dict
-from ppir.utils.mindspore_ckpt import read_ckpt
+from ppir.utils.mindspore_ckpt import parse_ckpt, read_ckpt
 from tests.conftest import assert_reprod_close, encode_ckpt, seeded_value
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -129,6 +134,64 @@ def test_mimounet_mindspore_port(tmp_path, capsys):
     assert "half-precision (float16) tensors widened" in out
 
 
+def _ctsdg_inputs():
+    """The inputs the CTSDG port fixture was computed on (numpy's PCG64 stream is stable)."""
+    rng = np.random.default_rng(11)
+    mask = np.ones((1, 1, 128, 128), np.float32)
+    mask[:, :, 40:90, 30:100] = 0
+    image = rng.uniform(-1, 1, (1, 3, 128, 128)).astype(np.float32) * mask
+    edge = (rng.uniform(0, 1, (1, 2, 128, 128)) > 0.7).astype(np.float32) * mask
+    vgg_input = rng.uniform(-1, 1, (1, 3, 32, 32)).astype(np.float32)
+    return image, edge, mask, vgg_input
+
+
+def test_ctsdg_mindspore_port():
+    """The CTSDG port's generator .ckpt (levels in CellLists, PartialConv2d wrapping a Conv2d,
+    MSFA's dilated_convs list, BatchNorm gamma/beta/moving_*) converts to the official names and,
+    with upsample_align_corners=True, reproduces the port's three outputs; the official
+    align_corners=False resizes do not. (In memory: the full-width file is ~200 MB.)"""
+    data, weights = _port("ctsdg_ms_port.npz")
+    assert "ec_texture_layers.0.conv.conv.weight" in weights
+    notes = []
+    state = convert_state_dict("CTSDGGenerator", parse_ckpt(encode_ckpt(weights)),
+                               source="mindspore", notes=notes)
+    assert "upsample_align_corners: true" in notes[-1]
+    image, edge, mask, _ = _ctsdg_inputs()
+    inputs = [paddle.to_tensor(a) for a in (image, edge, mask)]
+    for align_corners in (True, False):
+        net = build_network({"name": "CTSDGGenerator", "upsample_align_corners": align_corners})
+        missing, unexpected = net.set_state_dict({k: paddle.to_tensor(v) for k, v in state.items()})
+        assert not missing and not unexpected
+        net.eval()
+        with paddle.no_grad():
+            outs = [o.numpy()[..., ::4, ::4] for o in net(*inputs)]
+        for ours, key in zip(outs, ("output", "projected_image", "projected_edge")):
+            if align_corners:
+                assert_reprod_close(ours, data[key])
+            else:
+                assert np.abs(ours - data[key]).mean() > 1e-4
+
+
+def test_ctsdg_mindspore_vgg16(tmp_path):
+    """CTSDG's vgg16_feat_extr_ms.ckpt (torchvision's features[:17] as enc_1/enc_2/enc_3 with
+    indices restarting at 0) loads directly as Model.vgg_weights: a 3-block VGG16 whose pool1,
+    pool2 and pool3 are the port's."""
+    from ppir.losses.vgg import build_vgg
+
+    data = np.load(os.path.join(SEEDS, "ctsdg_ms_port.npz"))
+    shapes = json.loads(str(data["vgg_shapes"]))
+    src = tmp_path / "vgg16_feat_extr_ms.ckpt"
+    src.write_bytes(encode_ckpt(OrderedDict(
+        (str(n), seeded_value(str(n), s)) for n, s in zip(data["vgg_names"], shapes))))
+    vgg = build_vgg("VGG16", str(src))
+    assert vgg.blocks == 3
+    feats = vgg(paddle.to_tensor(_ctsdg_inputs()[3]), ["pool1", "pool2", "pool3"])
+    for name in ("pool1", "pool2", "pool3"):
+        assert_reprod_close(feats[name].numpy()[:, ::4], data[f"vgg_{name}"])
+    with pytest.raises(Exception, match=r"VGG16 \(3 blocks\) has no layer 'relu4_1'"):
+        vgg(paddle.to_tensor(_ctsdg_inputs()[3]), ["relu4_1"])
+
+
 def test_mirnetv2_sldyns_release(tmp_path, capsys):
     """sldyns/MIRNetV2_paddle's model_best.pdparams ({'epoch', 'state_dict', 'optimizer'}, three
     RRGs at n_feat=16 here, 64 in the release) converts without --network-args: the depth and
@@ -143,7 +206,7 @@ def test_mirnetv2_sldyns_release(tmp_path, capsys):
     paddle.save({"epoch": 20, "state_dict": net.state_dict(), "optimizer": opt.state_dict()},
                 str(src))
     state, out = _convert(tmp_path, capsys, src, "--arch", "MIRNetV2")
-    assert "paddle format" in out and "n_RRG=3, n_feat=16" in out
+    assert "paddle format" in out and "read off the file: n_RRG=3, n_feat=16" in out
     assert "ignored: epoch, optimizer" in out
     fresh = build_network({"name": "MIRNetV2", "n_feat": 16, "n_RRG": 3})
     missing, unexpected = fresh.set_state_dict(state)

@@ -81,6 +81,15 @@ def _vgg_stage_rename(offsets):
     return ((r"^enc_(\d+)\.(\d+)\.", repl),)
 
 
+def _vgg_blocks(arch):
+    """A VGG feature extractor released truncated (CTSDG's MindSpore VGG16 holds 3 blocks)."""
+    def infer(state):
+        from ppir.losses.vgg import blocks_in
+
+        return {"blocks": max(blocks_in(arch, state), 1)}
+    return infer
+
+
 def _mirnet_v2_args(state):
     """MIRNetV2's depth and width as stored in a file: ports differ (sldyns/MIRNetV2_paddle builds
     3 RRGs at n_feat=64; the official code 4 at 80)."""
@@ -126,13 +135,24 @@ ARCH_RULES = {
     # CTSDG training states: {'n_iter', 'generator', 'discriminator'}. Spectral-norm tensors
     # (weight_orig/_u/_v) and the discriminator's aliased `conv1.*` / `features.*` copies keep
     # their names: Paddle's spectral_norm and module aliasing produce the same keys.
-    "CTSDGGenerator": {"wrappers": ("generator",)},
+    # The MindSpore port (mindspore-ai/models research/cv/CTSDG) keeps each stream's levels in a
+    # CellList and its PartialConv2d wraps an nn.Conv2d (`ec_texture_layers.0.conv.conv.weight`
+    # for the official `ec_texture_1.conv.weight`), its MSFA a CellList `dilated_convs.N` for
+    # the official `dilated_conv_N`, and it resizes with align_corners=True.
+    "CTSDGGenerator": {"wrappers": ("generator",), "mindspore": {
+        "rename": ((r"^(ec|dc)_(texture|structure)_layers\.(\d+)\.(conv\.conv|bn)\.",
+                    lambda m: f"{m[1]}_{m[2]}_{int(m[3]) + 1}.{m[4].split('.')[0]}."),
+                   (r"^cfa\.msfa\.dilated_convs\.(\d+)\.", r"cfa.msfa.dilated_conv_\1.")),
+        "note": ("the MindSpore port resizes with align_corners=True: build the network with "
+                 "upsample_align_corners: true (configs/seeds/ctsdg_celeba_mindspore.yml) to "
+                 "compute what these weights were trained for")}},
     "CTSDGDiscriminator": {"wrappers": ("discriminator",)},
     # torchvision ImageNet VGGs (bare state dicts): only `features` is ported. The CTSDG
     # MindSpore port's vgg16_feat_extr_ms.ckpt holds features[:17] as enc_1 = [:5],
     # enc_2 = [5:10], enc_3 = [10:17].
-    "VGG16": {"drop": (r"^classifier\.",), "mindspore": {"rename": _vgg_stage_rename((0, 5, 10))}},
-    "VGG19": {"drop": (r"^classifier\.",)},
+    "VGG16": {"drop": (r"^classifier\.",), "infer_args": _vgg_blocks("VGG16"),
+              "mindspore": {"rename": _vgg_stage_rename((0, 5, 10))}},
+    "VGG19": {"drop": (r"^classifier\.",), "infer_args": _vgg_blocks("VGG19")},
     # pytorch-fid's pt_inception-2015-12-05-6726825d.pth (bare state dict): FID reads pool3, so
     # the 1008-way classifier is not ported.
     "FIDInceptionV3": {"drop": (r"^fc\.",)},
@@ -281,30 +301,30 @@ def convert_state_dict(arch, state, network_args=None, param_key=None, net=None,
         others = [str(k) for k in top if k != where.split("/")[0]] if where else []
         if others:
             notes.append(f"state dict read from '{where}'; ignored: {_summary(others)}")
-    if net is None:
-        from ppir.models import build_network
-
-        args = dict(network_args or {})
-        infer = ARCH_RULES.get(arch, {}).get("infer_args")
-        inferred = {k: v for k, v in (infer(state) if infer else {}).items()
-                    if k not in args and v != _default_arg(arch, k)}
-        if inferred:
-            notes.append("network arguments read off the file: " + ", ".join(
-                f"{k}={v}" for k, v in inferred.items()) + " (use the same in the config)")
-        net = build_network({"name": arch, **args, **inferred}, where="--arch")
-    spec, linear_weights, aliases = _target_spec(net)
-
-    converted = OrderedDict()
+    renamed = OrderedDict()
     for key, value in state.items():
         if key.startswith("module."):
             key = key[len("module."):]
         for pattern, repl in renames:
             key = pattern.sub(repl, key)
-        if any(p.search(key) for p in drops):
-            continue
-        if framework.get("transpose_linear") and key in linear_weights and value.ndim == 2:
-            value = value.T
-        converted[key] = value
+        if not any(p.search(key) for p in drops):
+            renamed[key] = value
+
+    if net is None:
+        from ppir.models import build_network
+
+        args = dict(network_args or {})
+        infer = ARCH_RULES.get(arch, {}).get("infer_args")
+        inferred = {k: v for k, v in (infer(renamed) if infer else {}).items()
+                    if k not in args and v != _default_arg(arch, k)}
+        if inferred:
+            notes.append("network arguments read off the file: " + ", ".join(
+                f"{k}={v}" for k, v in inferred.items()))
+        net = build_network({"name": arch, **args, **inferred}, where="--arch")
+    spec, linear_weights, aliases = _target_spec(net)
+    converted = OrderedDict(
+        (key, value.T if framework.get("transpose_linear") and key in linear_weights
+         and value.ndim == 2 else value) for key, value in renamed.items())
     _fill_aliases(converted, aliases)
 
     missing = [k for k in spec if k not in converted]
