@@ -17,6 +17,9 @@ diff <= 1e-5, max within 100x).
   MindSpore 2.10.0, its removed `ops.ResizeBilinear` restored the same way. The outputs are
   kept every 4th pixel (and every 4th VGG channel) to keep the fixture small; the inputs are
   regenerated from their seed (`_ctsdg_inputs`).
+* `ict_ms_port.npz`: the ICT MindSpore port's GPT (`Transformer/models/networks.py`, GELU2,
+  2 layers of width 32, 64 tokens, vocab 64), its guided upsampler `Generator(residual_blocks=1)`
+  and the VGG19 of its losses, under MindSpore 2.10.0 (VGG19 features kept every 8th channel).
 * `ms_toy_train.*`: MindSpore's naming conventions (see test_convert_readers.py).
 """
 import importlib.util
@@ -190,6 +193,58 @@ def test_ctsdg_mindspore_vgg16(tmp_path):
         assert_reprod_close(feats[name].numpy()[:, ::4], data[f"vgg_{name}"])
     with pytest.raises(Exception, match=r"VGG16 \(3 blocks\) has no layer 'relu4_1'"):
         vgg(paddle.to_tensor(_ctsdg_inputs()[3]), ["relu4_1"])
+
+
+def _ict_weights(data, prefix):
+    shapes = json.loads(str(data[prefix + "shapes"]))
+    return OrderedDict((str(n), seeded_value(str(n), s))
+                       for n, s in zip(data[prefix + "names"], shapes))
+
+
+def test_ict_mindspore_port(tmp_path):
+    """The ICT port's transformer (official names; LayerNorm gamma/beta, Embedding
+    embedding_table, Dense [out, in], the attention `mask` Parameter dropped) reproduces the
+    port's logits; its upsampler reproduces the port with resblock_second_pad=replicate and not
+    with the official reflect padding; its VGG19.ckpt (`relu<b>_<i>.<k>` cells) loads as a
+    VGG19 whose features are the port's."""
+    from ppir.losses.vgg import build_vgg
+
+    data = np.load(os.path.join(SEEDS, "ict_ms_port.npz"))
+    gpt = build_network({"name": "ICTTransformer", "vocab_size": 64, "block_size": 64,
+                         "n_layer": 2, "n_head": 4, "n_embd": 32})
+    weights = _ict_weights(data, "gpt_")
+    assert "blocks.0.attn.mask" in weights and "tok_emb.embedding_table" in weights
+    gpt.set_state_dict(convert_state_dict("ICTTransformer", parse_ckpt(encode_ckpt(weights)),
+                                          net=gpt, source="mindspore"))
+    gpt.eval()
+    logits, _ = gpt(paddle.to_tensor(data["gpt_idx"].astype("int64")),
+                    masks=paddle.to_tensor(data["gpt_mask"]))
+    assert_reprod_close(logits.numpy(), data["gpt_logits"])
+
+    mask = data["up_mask"]
+    x = paddle.to_tensor(np.concatenate([data["up_image"] * (1 - mask) + mask,
+                                         data["up_prior"]], axis=1))
+    ckpt = parse_ckpt(encode_ckpt(_ict_weights(data, "up_")))
+    for pad in ("replicate", "reflect"):
+        up = build_network({"name": "ICTUpsampler", "residual_blocks": 1,
+                            "resblock_second_pad": pad})
+        notes = []
+        up.set_state_dict(convert_state_dict("ICTUpsampler", ckpt, net=up, source="mindspore",
+                                             notes=notes))
+        assert "resblock_second_pad: replicate" in notes[-1]
+        up.eval()
+        if pad == "replicate":
+            assert_reprod_close(up(x).numpy(), data["up_output"])
+        else:
+            assert np.abs(up(x).numpy() - data["up_output"]).mean() > 1e-5
+
+    src = tmp_path / "VGG19.ckpt"
+    src.write_bytes(encode_ckpt(_ict_weights(data, "vgg_")))
+    vgg = build_vgg("VGG19", str(src))
+    names = ["relu1_1", "relu2_2", "relu3_4", "relu4_4", "relu5_2"]
+    feats = vgg(paddle.to_tensor(data["vgg_input"]), names)
+    for name in names:
+        assert_reprod_close(feats[name].numpy()[:, ::8], data[f"vgg_{name}"])
 
 
 def test_mirnetv2_sldyns_release(tmp_path, capsys):

@@ -81,6 +81,16 @@ def _vgg_stage_rename(offsets):
     return ((r"^enc_(\d+)\.(\d+)\.", repl),)
 
 
+def _vgg_relu_rename(arch):
+    """`relu<b>_<i>.<k>.` (a port's cell named after the ReLU that ends it) -> the
+    torchvision index of conv<b>_<i>."""
+    def repl(match):
+        from ppir.losses.vgg import layer_names
+
+        return f"features.{layer_names(arch).index(f'conv{match[1]}_{match[2]}')}."
+    return repl
+
+
 def _vgg_blocks(arch):
     """A VGG feature extractor released truncated (CTSDG's MindSpore VGG16 holds 3 blocks)."""
     def infer(state):
@@ -130,8 +140,12 @@ ARCH_RULES = {
     # reads it), so it is dropped. The MindSpore port keeps the official names (and the mask, as
     # a Parameter).
     "ICTTransformer": {"wrappers": ("model",), "drop": (r"^blocks\.\d+\.attn\.mask$",)},
-    # ICT guided upsampler: {'iteration', 'generator'} (InpaintingModel_gen.pth).
-    "ICTUpsampler": {"wrappers": ("generator",)},
+    # ICT guided upsampler: {'iteration', 'generator'} (InpaintingModel_gen.pth). The MindSpore
+    # port keeps the names but pads the second conv of each residual block symmetrically.
+    "ICTUpsampler": {"wrappers": ("generator",), "mindspore": {"note": (
+        "the MindSpore port pads the second conv of each residual block symmetrically: build "
+        "the network with resblock_second_pad: replicate (configs/seeds/ict_imagenet_mindspore.yml) "
+        "to compute what these weights were trained for")}},
     # CTSDG training states: {'n_iter', 'generator', 'discriminator'}. Spectral-norm tensors
     # (weight_orig/_u/_v) and the discriminator's aliased `conv1.*` / `features.*` copies keep
     # their names: Paddle's spectral_norm and module aliasing produce the same keys.
@@ -152,7 +166,10 @@ ARCH_RULES = {
     # enc_2 = [5:10], enc_3 = [10:17].
     "VGG16": {"drop": (r"^classifier\.",), "infer_args": _vgg_blocks("VGG16"),
               "mindspore": {"rename": _vgg_stage_rename((0, 5, 10))}},
-    "VGG19": {"drop": (r"^classifier\.",), "infer_args": _vgg_blocks("VGG19")},
+    # ICT's MindSpore VGG19.ckpt names each conv after the ReLU that follows it, in a cell that
+    # starts with the max-pool for the first conv of a block (`relu2_1.1.weight`).
+    "VGG19": {"drop": (r"^classifier\.",), "infer_args": _vgg_blocks("VGG19"),
+              "mindspore": {"rename": ((r"^relu(\d)_(\d)\.[01]\.", _vgg_relu_rename("VGG19")),)}},
     # pytorch-fid's pt_inception-2015-12-05-6726825d.pth (bare state dict): FID reads pool3, so
     # the 1008-way classifier is not ported.
     "FIDInceptionV3": {"drop": (r"^fc\.",)},
