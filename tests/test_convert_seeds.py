@@ -294,3 +294,24 @@ def test_convert_checks_arch_before_reading_src(tmp_path, capsys):
     assert exit_info.value.code == 2
     err = capsys.readouterr().err
     assert "--arch: unknown network 'MIRNetv2'" in err and "absent.pth" not in err
+
+
+@pytest.mark.parametrize("name", sorted(os.listdir(os.path.join(ROOT, "configs", "seeds"))))
+def test_seed_configs_build(name):
+    """Every seed evaluation config resolves, its network builds with the port's switch, and its
+    metrics (the seed's definitions next to the paper's) are valid."""
+    from ppir.config import load_config
+    from ppir.metrics import METRICS
+
+    cfg = load_config(os.path.join(ROOT, "configs", "seeds", name))
+    model = cfg["Model"]
+    spec = model.get("network") or next(iter(model["networks"].values()))
+    net = build_network(spec)
+    switches = {"MIMOUNet": ("resample", "mindspore_bilinear"),
+                "CTSDGGenerator": ("upsample_align_corners", True), "MIRNetV2": ("n_RRG", 3)}
+    key, value = switches[spec["name"]]
+    assert spec[key] == value
+    if spec["name"] == "MIRNetV2":
+        assert len(net.body) == 3 and spec["n_feat"] == 64
+    for metric in cfg["Eval"]["metrics"]:
+        METRICS.build(dict(metric))
