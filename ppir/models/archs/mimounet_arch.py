@@ -149,15 +149,28 @@ def _nearest_half(x):
 RESAMPLE_MODES = ("nearest", "mindspore_bilinear")
 
 
-def _upsample(x, scale, mode):
+def _upsample2(x, mode):
     if mode == "nearest":
         # torch's default 'nearest' with an integer factor repeats pixels; Paddle (all paths)
         # agrees.
-        return F.interpolate(x, scale_factor=scale, mode="nearest")
-    # MindSpore's legacy ResizeBilinear samples source x = dst_x * in / out (no half-pixel
-    # shift, edge clamped): Paddle's align_mode=1.
-    return F.interpolate(x, scale_factor=scale, mode="bilinear", align_corners=False,
-                         align_mode=1)
+        return F.interpolate(x, scale_factor=2, mode="nearest")
+    return _legacy_bilinear_up2(x)
+
+
+def _legacy_bilinear_up2(x):
+    """x2 bilinear without half-pixel centres (MindSpore's legacy ResizeBilinear; Paddle's
+    `interpolate(mode="bilinear", align_corners=False, align_mode=1)`): source = dst / 2, so per
+    axis output 2i is x[i] and 2i+1 is (x[i] + x[i+1]) / 2, the last row/column repeated at the
+    edge. Written with elementwise ops because Paddle Inference's oneDNN resize ignores
+    align_mode (Paddle 3.2), like the nearest halving above."""
+    for axis in (2, 3):
+        n = paddle.shape(x)[axis]
+        following = paddle.concat([paddle.slice(x, [axis], [1], [n]),
+                                   paddle.slice(x, [axis], [n - 1], [n])], axis=axis)
+        odd = 0.5 * (x + following)
+        shape = [0, 0, -1, paddle.shape(x)[3]] if axis == 2 else [0, 0, 0, -1]
+        x = paddle.stack([x, odd], axis=axis + 1).reshape(shape)
+    return x
 
 
 class _MIMOUNetBase(nn.Layer):
@@ -254,9 +267,9 @@ class _MIMOUNetBase(nn.Layer):
         z = self.Encoder[2](z)
 
         z12 = _nearest_half(res1)
-        z21 = _upsample(res2, 2, self.resample)
-        z42 = _upsample(z, 2, self.resample)
-        z41 = _upsample(z42, 2, self.resample)
+        z21 = _upsample2(res2, self.resample)
+        z42 = _upsample2(z, self.resample)
+        z41 = _upsample2(z42, self.resample)
 
         res2 = self.AFFs[1](z12, res2, z42)
         res1 = self.AFFs[0](res1, z21, z41)
