@@ -308,7 +308,8 @@ def test_seed_configs_build(name):
     spec = model.get("network") or next(iter(model["networks"].values()))
     net = build_network(spec)
     switches = {"MIMOUNet": ("resample", "mindspore_bilinear"),
-                "CTSDGGenerator": ("upsample_align_corners", True), "MIRNetV2": ("n_RRG", 3)}
+                "CTSDGGenerator": ("upsample_align_corners", True), "MIRNetV2": ("n_RRG", 3),
+                "ICTUpsampler": ("resblock_second_pad", "replicate")}
     key, value = switches[spec["name"]]
     assert spec[key] == value
     if spec["name"] == "MIRNetV2":
