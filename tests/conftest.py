@@ -55,3 +55,54 @@ def assert_reprod_close(ours, official, threshold=1e-5):
     mean_diff = helper.diff_dict["output"]["mean"]
     assert mean_diff <= threshold, f"mean abs diff {mean_diff:.3e} > {threshold}"
     assert np.abs(ours - official).max() <= 100 * threshold
+
+
+# ----------------------------------------------------------------------------------------------
+# Seed-release fixtures (tests/test_convert_readers.py, tests/test_convert_seeds.py)
+# ----------------------------------------------------------------------------------------------
+
+def seeded_value(name, shape, dtype="float32"):
+    """The weights the seed-port fixtures were generated with: one numpy stream per parameter
+    name (crc32 of the name), so a test rebuilds a port's checkpoint from its names and shapes.
+    Scales/variances (`gamma`, `moving_variance`) in [0.5, 1.5), the rest U(-1, 1)/sqrt(fan_in)."""
+    import zlib
+
+    rng = np.random.default_rng(zlib.crc32(name.encode()))
+    shape = tuple(int(s) for s in shape)
+    if name.rsplit(".", 1)[-1] in ("gamma", "moving_variance"):
+        return rng.uniform(0.5, 1.5, shape).astype(dtype)
+    fan = int(np.prod(shape[1:])) if len(shape) > 1 else 1
+    return (rng.uniform(-1.0, 1.0, shape) / np.sqrt(fan)).astype(dtype)
+
+
+_MS_TYPES = {"float16": "Float16", "float32": "Float32", "float64": "Float64", "int32": "Int32",
+             "int64": "Int64", "uint8": "UInt8", "bool": "Bool"}
+
+
+def pb_varint(value):
+    """Protobuf base-128 varint."""
+    out = bytearray()
+    while True:
+        byte, value = value & 0x7F, value >> 7
+        out.append(byte | (0x80 if value else 0))
+        if not value:
+            return bytes(out)
+
+
+def _len_field(number, payload):
+    return pb_varint(number << 3 | 2) + pb_varint(len(payload)) + payload
+
+
+def encode_ckpt(entries):
+    """The bytes mindspore.save_checkpoint writes for {name: array} (checkpoint.proto: Checkpoint
+    { repeated Value { tag = 1; TensorProto tensor = 2 { repeated int64 dims = 1;
+    tensor_type = 2; tensor_content = 3 } } })."""
+    values = []
+    for name, arr in entries.items():
+        arr = np.asarray(arr)
+        tensor = b"".join(pb_varint(1 << 3) + pb_varint(int(d)) for d in arr.shape)
+        tensor += _len_field(2, _MS_TYPES[arr.dtype.name].encode())
+        content = np.ascontiguousarray(arr).astype(arr.dtype.newbyteorder("<")).tobytes()
+        tensor += _len_field(3, content)
+        values.append(_len_field(1, _len_field(1, name.encode()) + _len_field(2, tensor)))
+    return b"".join(values)

@@ -1,4 +1,4 @@
-"""Tests for ppir/models/convert.py and tools/convert_weights.py.
+"""Tests for ppir/models/convert.py and tools/convert_weights.py (the readers: test_convert_readers.py).
 
 `torch_reader.pth` was written by torch.save (torch 2.13) in scratch and holds assorted tensors:
 every classic dtype, bfloat16, a 0-d and an empty tensor, views with storage offsets and
@@ -20,7 +20,8 @@ from paddle import nn
 
 from ppir.errors import CheckpointError
 from ppir.models import build_network
-from ppir.models.convert import convert_state_dict, read_pth, unwrap_state_dict
+from ppir.models.convert import convert_state_dict, unwrap_state_dict
+from ppir.utils.pth import read_pth
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FIXTURES = os.path.join(ROOT, "tests", "fixtures")
@@ -67,23 +68,6 @@ def test_reader_release_file_layout(tiny_state):
     """An official release file reads as {'params': OrderedDict} with all 238 float32 tensors."""
     assert isinstance(tiny_state, OrderedDict) and len(tiny_state) == 238
     assert all(v.dtype == np.float32 for v in tiny_state.values())
-
-
-def test_reader_errors(tmp_path, monkeypatch):
-    """Missing files, zips that are not torch checkpoints, and legacy (non-zip) files without
-    torch installed raise a CheckpointError naming the file."""
-    with pytest.raises(CheckpointError, match="not found"):
-        read_pth(tmp_path / "nope.pth")
-    other_zip = tmp_path / "other.pth"
-    with zipfile.ZipFile(other_zip, "w") as z:
-        z.writestr("readme.txt", "hello")
-    with pytest.raises(CheckpointError, match="other.pth.*data.pkl"):
-        read_pth(other_zip)
-    legacy = tmp_path / "legacy.pth"
-    legacy.write_bytes(pickle.dumps({"a": 1}))
-    monkeypatch.setitem(sys.modules, "torch", None)  # simulate an install without torch
-    with pytest.raises(CheckpointError, match="legacy.pth.*legacy format needs torch"):
-        read_pth(legacy)
 
 
 def test_unwrap_release_wrappers(tiny_state):

@@ -228,7 +228,7 @@ def test_convert_weights_cli_picks_discriminator(official_file, tmp_path, monkey
 
     import ppir.models.convert as convert
 
-    monkeypatch.setattr(convert, "read_pth", lambda path: official_file)
+    monkeypatch.setattr(convert, "read_weights", lambda path: (official_file, "torch"))
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     spec = importlib.util.spec_from_file_location(
         "convert_weights", os.path.join(root, "tools", "convert_weights.py"))

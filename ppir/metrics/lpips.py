@@ -126,7 +126,7 @@ def load_lpips_weights(net, source):
     elif str(source).endswith(".pdparams"):
         state, where = paddle.load(str(source)), str(source)
     else:
-        from ppir.models.convert import read_pth
+        from ppir.utils.pth import read_pth
 
         state, where = read_pth(source), str(source)
     own = net.state_dict()

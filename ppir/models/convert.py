@@ -1,318 +1,179 @@
-"""Official PyTorch checkpoints -> Paddle state dicts, without needing torch.
+"""Released checkpoints (PyTorch, MindSpore, Paddle ports) -> ppir Paddle state dicts.
 
-Two parts:
+`ppir.utils.weight_files.read_weights` reads the file (format told by its first bytes, no torch
+or MindSpore needed). `convert_state_dict(arch, state, source=...)` then unwraps the release
+wrapper (`{'params': ...}`, `{'model': ...}`, ...), strips `module.`, applies the naming rules of
+the source framework and of the architecture's port, and checks the result against the keys and
+shapes of `build_network({"name": arch, ...})`.
 
-* `read_pth(path)` reads a file written by `torch.save` (the zip format, PyTorch >= 1.6) with
-  plain `pickle` + `zipfile` + numpy. Tensors come back as numpy arrays, dicts/lists/tuples keep
-  their shape, and classes the reader does not know become inert placeholders (nothing from the
-  file is ever imported or executed). The pre-1.6 non-zip format is read through `torch.load`
-  when torch happens to be installed; otherwise it is refused with a CheckpointError.
-* `convert_state_dict(arch, state)` unwraps the release wrapper (`{'params': ...}`, `{'model':
-  ...}`, ...), strips `module.`, applies the generic PyTorch -> Paddle rules, and checks the
-  result against the keys and shapes of `build_network({"name": arch, ...})`.
-
-Every framework difference in parameter naming or layout lives here:
-* BatchNorm buffers `running_mean` / `running_var` are Paddle's `_mean` / `_variance`;
+Every framework and port difference in parameter naming or layout lives here, in
+`FRAMEWORK_RULES` (per framework) and `ARCH_RULES` (per architecture, with a sub-table per port):
+* torch BatchNorm buffers `running_mean` / `running_var` are Paddle's `_mean` / `_variance`;
   `num_batches_tracked` has no Paddle counterpart and is dropped.
-* A Linear weight is [out, in] in torch and [in, out] in Paddle: transposed, but only where the
-  target parameter really belongs to a `paddle.nn.Linear` (decided from the built network).
+* MindSpore names BatchNorm/LayerNorm parameters `gamma` / `beta` / `moving_mean` /
+  `moving_variance` and an Embedding's matrix `embedding_table`; a `.ckpt` may also hold
+  optimizer state and counters, which are skipped and listed.
+* A Linear (Dense) weight is [out, in] in torch and MindSpore and [in, out] in Paddle: transposed,
+  but only where the target parameter really belongs to a `paddle.nn.Linear` (decided from the
+  built network).
 * A sub-module registered under two names (EdgeConnect's `self.conv1 = self.features`) is listed
   under both in torch and in Paddle; the copies must agree, and a file holding only one name
   fills the other.
 * Spectral norm needs no rule: `paddle.nn.utils.spectral_norm` stores the same tensors under the
   same names as torch (`weight_orig` parameter, `weight_u` / `weight_v` buffers).
-* Per-architecture exceptions (wrapper names, renames, dropped keys) are in `ARCH_RULES`.
 """
 import os
-import pickle
 import re
 import tempfile
-import zipfile
 from collections import OrderedDict
 from collections.abc import Mapping
 
 import numpy as np
 
 from ppir.errors import CheckpointError
+from ppir.utils.weight_files import read_weights
 
 # ----------------------------------------------------------------------------------------------
-# Reading torch.save files without torch
+# Naming conventions of each source framework (applied to every architecture)
 # ----------------------------------------------------------------------------------------------
 
-# Legacy typed storages (what torch.save writes for the classic dtypes) -> numpy dtype names.
-# bfloat16 has no numpy dtype: it is read as its raw 16 bits and widened to float32 exactly.
-_STORAGE_DTYPES = {
-    "DoubleStorage": "float64", "FloatStorage": "float32", "HalfStorage": "float16",
-    "BFloat16Storage": "bfloat16", "LongStorage": "int64", "IntStorage": "int32",
-    "ShortStorage": "int16", "CharStorage": "int8", "ByteStorage": "uint8",
-    "BoolStorage": "bool", "ComplexDoubleStorage": "complex128",
-    "ComplexFloatStorage": "complex64", "UntypedStorage": "uint8",
+_TORCH_RENAMES = ((r"\.running_mean$", "._mean"), (r"\.running_var$", "._variance"))
+FRAMEWORK_RULES = {
+    # BatchNorm buffers are `_mean` / `_variance` in Paddle; `num_batches_tracked` has no
+    # counterpart. A Linear weight is [out, in] (Paddle: [in, out]).
+    "torch": {"rename": _TORCH_RENAMES, "drop": (r"(^|\.)num_batches_tracked$",),
+              "transpose_linear": True},
+    # MindSpore: BatchNorm and LayerNorm scale/shift are `gamma` / `beta`, BatchNorm statistics
+    # `moving_mean` / `moving_variance`, an Embedding's matrix `embedding_table`; a Dense weight
+    # is [out, in] like torch's; conv and transposed-conv weights have torch's layouts
+    # ([out, in/g, kh, kw] and [in, out/g, kh, kw]).
+    "mindspore": {
+        "rename": ((r"\.gamma$", ".weight"), (r"\.beta$", ".bias"),
+                   (r"\.moving_mean$", "._mean"), (r"\.moving_variance$", "._variance"),
+                   (r"(^|\.)embedding_table$", r"\1weight")),
+        # What `mindspore.save_checkpoint` adds next to the network when it is given a training
+        # cell or `append_dict`: optimizer moments and accumulators, step counters, loss scale.
+        "skip": (r"^(moment1|moment2|moments|accum|mean_square|mean_grad|vhat|adam_m|adam_v)\.",
+                 r"^(beta1_power|beta2_power|learning_rate|global_step|scale_sense|momentum|"
+                 r"current_iterator_step|last_overflow_iterator_step|epoch_num|step_num|"
+                 r"loss_scale|weight_decay)$"),
+        "transpose_linear": True},
+    # paddle.save state dicts already use Paddle's names and layouts.
+    "paddle": {},
 }
-# torch.<dtype> objects pickled next to an UntypedStorage (`_rebuild_tensor_v3`, newer dtypes).
-_TORCH_DTYPES = {
-    "float64": "float64", "double": "float64", "float32": "float32", "float": "float32",
-    "float16": "float16", "half": "float16", "bfloat16": "bfloat16", "int64": "int64",
-    "long": "int64", "int32": "int32", "int": "int32", "int16": "int16", "short": "int16",
-    "int8": "int8", "uint8": "uint8", "uint16": "uint16", "uint32": "uint32",
-    "uint64": "uint64", "bool": "bool", "complex64": "complex64", "cfloat": "complex64",
-    "complex128": "complex128", "cdouble": "complex128",
-}
-
-
-class _DType:
-    """Stands for a torch storage class or torch.dtype while unpickling."""
-
-    def __init__(self, name, torch_name):
-        self.name = name            # numpy dtype name, or "bfloat16"
-        self.torch_name = torch_name
-
-    def __repr__(self):
-        return f"torch.{self.torch_name}"
-
-
-class _Storage:
-    """Raw little/big-endian bytes of one storage record of the archive."""
-
-    def __init__(self, data, dtype, key, byteorder):
-        self.data, self.dtype, self.key, self.byteorder = data, dtype, key, byteorder
-
-
-class _Opaque:
-    """Placeholder for any class the reader does not know (argparse.Namespace, optimizers, ...).
-
-    It accepts whatever pickle hands it and keeps it, so that the tensors elsewhere in the file
-    stay reachable; it never imports or runs the original class.
-    """
-
-    _qualname = "?"
-
-    def __new__(cls, *args, **kwargs):
-        obj = object.__new__(cls)
-        obj.args = args
-        return obj
-
-    def __init__(self, *args, **kwargs):
-        pass
-
-    def __setstate__(self, state):
-        self.state = state
-
-    def __repr__(self):
-        return f"<unreadable {self._qualname}>"
-
-
-def _opaque_class(module, name):
-    return type(name, (_Opaque,), {"_qualname": f"{module}.{name}"})
-
-
-def _numpy_dtype(dtype, byteorder):
-    if dtype.name == "bfloat16":
-        base = np.dtype("uint16")
-    else:
-        base = np.dtype(dtype.name)
-    return base.newbyteorder("<" if byteorder == "little" else ">") if base.itemsize > 1 else base
-
-
-def _rebuild(storage, storage_offset, size, stride, dtype=None, where=""):
-    dtype = dtype or storage.dtype
-    np_dtype = _numpy_dtype(dtype, storage.byteorder)
-    size, stride = tuple(int(s) for s in size), tuple(int(s) for s in stride)
-    flat = np.frombuffer(storage.data, dtype=np_dtype,
-                         count=len(storage.data) // np_dtype.itemsize)
-    if any(s == 0 for s in size):
-        arr = np.zeros(size, dtype=np_dtype)
-    else:
-        last = storage_offset + sum((n - 1) * st for n, st in zip(size, stride))
-        if storage_offset < 0 or any(st < 0 for st in stride) or last >= flat.size:
-            raise CheckpointError(
-                f"{where}: tensor of size {list(size)}, stride {list(stride)}, offset "
-                f"{storage_offset} does not fit in storage '{storage.key}' of {flat.size} elements")
-        arr = np.lib.stride_tricks.as_strided(
-            flat[storage_offset:], shape=size,
-            strides=tuple(st * np_dtype.itemsize for st in stride)).copy()
-    arr = arr.astype(arr.dtype.newbyteorder("="), copy=False)
-    if dtype.name == "bfloat16":
-        arr = (arr.astype(np.uint32) << 16).view(np.float32)
-    return arr
-
-
-class _TorchUnpickler(pickle.Unpickler):
-    def __init__(self, file, archive, prefix, byteorder, path):
-        super().__init__(file)
-        self._archive, self._prefix, self._byteorder, self._path = archive, prefix, byteorder, path
-        self._storages = {}
-
-    def persistent_load(self, pid):
-        if not (isinstance(pid, tuple) and pid and pid[0] in ("storage", b"storage")):
-            raise CheckpointError(f"{self._path}: unsupported persistent id {pid!r}")
-        _, dtype, key, _location, _numel = pid
-        key = key.decode() if isinstance(key, bytes) else str(key)
-        if not isinstance(dtype, _DType):
-            raise CheckpointError(f"{self._path}: storage '{key}' has unsupported type {dtype!r}")
-        if key not in self._storages:
-            entry = f"{self._prefix}data/{key}"
-            try:
-                data = self._archive.read(entry)
-            except KeyError:
-                raise CheckpointError(f"{self._path}: archive entry '{entry}' is missing") from None
-            self._storages[key] = _Storage(data, dtype, key, self._byteorder)
-        return self._storages[key]
-
-    def find_class(self, module, name):
-        if module == "collections" and name == "OrderedDict":
-            return OrderedDict
-        if module == "torch._utils" and name == "_rebuild_tensor_v2":
-            return self._rebuild_tensor_v2
-        if module == "torch._utils" and name == "_rebuild_tensor_v3":
-            return self._rebuild_tensor_v3
-        if module == "torch._utils" and name in ("_rebuild_parameter",
-                                                 "_rebuild_parameter_with_state"):
-            return _rebuild_parameter
-        # UntypedStorage pickles as torch.storage.UntypedStorage, the typed ones as torch.X.
-        if module in ("torch", "torch.storage") and name in _STORAGE_DTYPES:
-            return _DType(_STORAGE_DTYPES[name], name)
-        if module == "torch" and name == "Size":
-            return tuple
-        if module == "torch" and name in _TORCH_DTYPES:
-            return _DType(_TORCH_DTYPES[name], name)
-        if module in ("torch", "torch.storage") and name.endswith("Storage"):
-            return _DType("unsupported", name)
-        if module == "builtins" and name in ("set", "frozenset", "slice", "complex", "bytearray"):
-            return {"set": set, "frozenset": frozenset, "slice": slice, "complex": complex,
-                    "bytearray": bytearray}[name]
-        return _opaque_class(module, name)
-
-    def _check(self, storage, dtype):
-        if not isinstance(storage, _Storage):
-            raise CheckpointError(f"{self._path}: tensor without a storage ({storage!r})")
-        dtype = dtype or storage.dtype
-        if not isinstance(dtype, _DType):  # e.g. torch.float8_e4m3fn, unknown to this reader
-            dtype = _DType("unsupported", getattr(dtype, "_qualname", repr(dtype)).split(".")[-1])
-        if dtype.name == "unsupported":
-            raise CheckpointError(
-                f"{self._path}: tensors of type {dtype!r} cannot be read without torch")
-        return dtype
-
-    def _rebuild_tensor_v2(self, storage, storage_offset, size, stride, requires_grad=False,
-                           backward_hooks=None, metadata=None):
-        dtype = self._check(storage, None)
-        return _rebuild(storage, storage_offset, size, stride, dtype, self._path)
-
-    def _rebuild_tensor_v3(self, storage, storage_offset, size, stride, requires_grad,
-                           backward_hooks, dtype, metadata=None):
-        dtype = self._check(storage, dtype)
-        return _rebuild(storage, storage_offset, size, stride, dtype, self._path)
-
-
-def _rebuild_parameter(data, requires_grad=False, backward_hooks=None, state=None):
-    return data
-
-
-def _read_zip(path):
-    with zipfile.ZipFile(path) as archive:
-        names = archive.namelist()
-        pkl = [n for n in names if n == "data.pkl" or n.endswith("/data.pkl")]
-        if not pkl:
-            raise CheckpointError(
-                f"{path}: zip file without data.pkl; not a torch.save checkpoint "
-                f"(TorchScript archives and other zips are not supported)")
-        pkl = min(pkl, key=len)
-        prefix = pkl[: -len("data.pkl")]
-        byteorder = "little"
-        if f"{prefix}byteorder" in names:
-            byteorder = archive.read(f"{prefix}byteorder").decode().strip()
-        with archive.open(pkl) as file:
-            try:
-                return _TorchUnpickler(file, archive, prefix, byteorder, path).load()
-            except CheckpointError:
-                raise
-            except Exception as exc:  # a corrupt pickle can raise almost anything
-                raise CheckpointError(f"{path}: cannot unpickle {pkl}: {exc}") from None
-
-
-def _torch_to_numpy(obj):
-    import torch
-
-    if isinstance(obj, torch.Tensor):
-        t = obj.detach().cpu()
-        return (t.float() if t.dtype == torch.bfloat16 else t).numpy()
-    if isinstance(obj, Mapping):
-        kind = OrderedDict if isinstance(obj, OrderedDict) else dict
-        return kind((k, _torch_to_numpy(v)) for k, v in obj.items())
-    if isinstance(obj, (list, tuple)):
-        return type(obj)(_torch_to_numpy(v) for v in obj)
-    return obj
-
-
-def read_pth(path):
-    """Read a `torch.save` file; tensors become numpy arrays (bfloat16 is widened to float32).
-
-    Raises CheckpointError when the file is missing, corrupt, or in the legacy (pre-1.6, non-zip)
-    format while torch is not installed.
-    """
-    path = os.fspath(path)
-    if not os.path.isfile(path):
-        raise CheckpointError(f"checkpoint file not found: {path}")
-    if zipfile.is_zipfile(path):
-        try:
-            return _read_zip(path)
-        except zipfile.BadZipFile as exc:
-            raise CheckpointError(f"{path}: corrupt zip archive: {exc}") from None
-    try:
-        import torch
-    except ImportError:
-        raise CheckpointError(
-            f"{path}: not a zip-format torch.save file (torch >= 1.6); reading the legacy format "
-            f"needs torch installed, or re-save it with torch.save in a recent torch") from None
-    try:
-        obj = torch.load(path, map_location="cpu")
-    except Exception as exc:
-        raise CheckpointError(f"{path}: torch.load failed: {exc}") from None
-    return _torch_to_numpy(obj)
-
+FRAMEWORK_RULES["torch-legacy"] = FRAMEWORK_RULES["torch"]
 
 # ----------------------------------------------------------------------------------------------
-# Key conversion
+# Per-architecture rules
 # ----------------------------------------------------------------------------------------------
 
 _GENERIC_WRAPPERS = ("params", "params_ema", "model", "state_dict", "generator")
 
-# Per-architecture exceptions. `wrappers`: keys tried, in order, to find the state dict inside a
-# release file; `rename`: (regex, replacement) applied to source keys; `drop`: regexes of source
-# keys with no Paddle counterpart.
+
+def _vgg_stage_rename(offsets):
+    """A port's VGG feature extractor split into stages `enc_1`, `enc_2`, ... with layer indices
+    restarting at 0 -> torchvision's flat `features.N` (stage i starts at `offsets[i - 1]`)."""
+    def repl(match):
+        stage, index = int(match.group(1)), int(match.group(2))
+        if not 1 <= stage <= len(offsets):
+            return match.group(0)  # left unexpected: reported as such
+        return f"features.{offsets[stage - 1] + index}."
+    return ((r"^enc_(\d+)\.(\d+)\.", repl),)
+
+
+def _vgg_relu_rename(arch):
+    """`relu<b>_<i>.<k>.` (a port's cell named after the ReLU that ends it) -> the
+    torchvision index of conv<b>_<i>."""
+    def repl(match):
+        from ppir.losses.vgg import layer_names
+
+        return f"features.{layer_names(arch).index(f'conv{match[1]}_{match[2]}')}."
+    return repl
+
+
+def _vgg_blocks(arch):
+    """A VGG feature extractor released truncated (CTSDG's MindSpore VGG16 holds 3 blocks)."""
+    def infer(state):
+        from ppir.losses.vgg import blocks_in
+
+        return {"blocks": max(blocks_in(arch, state), 1)}
+    return infer
+
+
+def _mirnet_v2_args(state):
+    """MIRNetV2's depth and width as stored in a file: ports differ (sldyns/MIRNetV2_paddle builds
+    3 RRGs at n_feat=64; the official code 4 at 80)."""
+    rrgs = {int(m.group(1)) for k in state for m in [re.match(r"body\.(\d+)\.", k)] if m}
+    args = {}
+    if rrgs:
+        args["n_RRG"] = max(rrgs) + 1
+    if "conv_in.weight" in state:
+        args["n_feat"] = int(state["conv_in.weight"].shape[0])
+    return args
+
+
+_MIMO_MS_NOTE = ("the MindSpore port upsamples bilinearly: build the network with resample: "
+                 "mindspore_bilinear (configs/seeds/mimounet_gopro_mindspore.yml) to compute what "
+                 "these weights were trained for")
+
+# `wrappers`: keys tried, in order, to find the state dict inside a release file; `rename`:
+# (regex, replacement) applied to source keys; `drop`: regexes of source keys with no Paddle
+# counterpart; `infer_args`: network arguments read off the file when --network-args leaves them
+# out. A framework name (`mindspore`, `paddle`) holds extra rules of that framework's port,
+# applied before the generic ones; its `note` is printed after converting such a file.
 ARCH_RULES = {
     # BasicSR releases: {'params': sd}; the official test scripts load 'params', so it wins over
-    # 'params_ema' when both are present.
-    "MIRNetV2": {"wrappers": ("params", "params_ema")},
-    # MIMO-UNet releases: {'model': sd} (plus optimizer/epoch in training states).
-    "MIMOUNet": {"wrappers": ("model",)},
-    "MIMOUNetPlus": {"wrappers": ("model",)},
+    # 'params_ema' when both are present. sldyns/MIRNetV2_paddle saves {'epoch', 'state_dict',
+    # 'optimizer'} with the official key names.
+    "MIRNetV2": {"wrappers": ("params", "params_ema"), "infer_args": _mirnet_v2_args},
+    # MIMO-UNet releases: {'model': sd} (plus optimizer/epoch in training states). The
+    # MindSpore port (mindspore-ai/models research/cv/MIMO-UNet) keeps every name, but resizes
+    # bilinearly where the official code uses nearest.
+    "MIMOUNet": {"wrappers": ("model",), "mindspore": {"note": _MIMO_MS_NOTE}},
+    "MIMOUNetPlus": {"wrappers": ("model",), "mindspore": {"note": _MIMO_MS_NOTE}},
     # MISF (src/models.py): {'iteration': n, 'generator': sd} and {'discriminator': sd}.
     "MISFGenerator": {"wrappers": ("generator",)},
     "MISFDiscriminator": {"wrappers": ("discriminator",)},
     # ICT transformer: {'model', 'epoch', 'optimizer', 'tokens', 'best_validation_loss'} from
     # DDP_trainer.save_checkpoint, or a bare state dict (.pt). Each official attention layer keeps
     # its causal tril as a persistent `mask` buffer; the port builds it on the fly (BERT mode never
-    # reads it), so it is dropped.
+    # reads it), so it is dropped. The MindSpore port keeps the official names (and the mask, as
+    # a Parameter).
     "ICTTransformer": {"wrappers": ("model",), "drop": (r"^blocks\.\d+\.attn\.mask$",)},
-    # ICT guided upsampler: {'iteration', 'generator'} (InpaintingModel_gen.pth).
-    "ICTUpsampler": {"wrappers": ("generator",)},
+    # ICT guided upsampler: {'iteration', 'generator'} (InpaintingModel_gen.pth). The MindSpore
+    # port keeps the names but pads the second conv of each residual block symmetrically.
+    "ICTUpsampler": {"wrappers": ("generator",), "mindspore": {"note": (
+        "the MindSpore port pads the second conv of each residual block symmetrically: build "
+        "the network with resblock_second_pad: replicate (configs/seeds/ict_imagenet_mindspore.yml) "
+        "to compute what these weights were trained for")}},
     # CTSDG training states: {'n_iter', 'generator', 'discriminator'}. Spectral-norm tensors
     # (weight_orig/_u/_v) and the discriminator's aliased `conv1.*` / `features.*` copies keep
     # their names: Paddle's spectral_norm and module aliasing produce the same keys.
-    "CTSDGGenerator": {"wrappers": ("generator",)},
+    # The MindSpore port (mindspore-ai/models research/cv/CTSDG) keeps each stream's levels in a
+    # CellList and its PartialConv2d wraps an nn.Conv2d (`ec_texture_layers.0.conv.conv.weight`
+    # for the official `ec_texture_1.conv.weight`), its MSFA a CellList `dilated_convs.N` for
+    # the official `dilated_conv_N`, and it resizes with align_corners=True.
+    "CTSDGGenerator": {"wrappers": ("generator",), "mindspore": {
+        "rename": ((r"^(ec|dc)_(texture|structure)_layers\.(\d+)\.(conv\.conv|bn)\.",
+                    lambda m: f"{m[1]}_{m[2]}_{int(m[3]) + 1}.{m[4].split('.')[0]}."),
+                   (r"^cfa\.msfa\.dilated_convs\.(\d+)\.", r"cfa.msfa.dilated_conv_\1.")),
+        "note": ("the MindSpore port resizes with align_corners=True: build the network with "
+                 "upsample_align_corners: true (configs/seeds/ctsdg_celeba_mindspore.yml) to "
+                 "compute what these weights were trained for")}},
     "CTSDGDiscriminator": {"wrappers": ("discriminator",)},
-    # torchvision ImageNet VGGs (bare state dicts): only `features` is ported.
-    "VGG16": {"drop": (r"^classifier\.",)},
-    "VGG19": {"drop": (r"^classifier\.",)},
+    # torchvision ImageNet VGGs (bare state dicts): only `features` is ported. The CTSDG
+    # MindSpore port's vgg16_feat_extr_ms.ckpt holds features[:17] as enc_1 = [:5],
+    # enc_2 = [5:10], enc_3 = [10:17].
+    "VGG16": {"drop": (r"^classifier\.",), "infer_args": _vgg_blocks("VGG16"),
+              "mindspore": {"rename": _vgg_stage_rename((0, 5, 10))}},
+    # ICT's MindSpore VGG19.ckpt names each conv after the ReLU that follows it, in a cell that
+    # starts with the max-pool for the first conv of a block (`relu2_1.1.weight`).
+    "VGG19": {"drop": (r"^classifier\.",), "infer_args": _vgg_blocks("VGG19"),
+              "mindspore": {"rename": ((r"^relu(\d)_(\d)\.[01]\.", _vgg_relu_rename("VGG19")),)}},
     # pytorch-fid's pt_inception-2015-12-05-6726825d.pth (bare state dict): FID reads pool3, so
     # the 1008-way classifier is not ported.
     "FIDInceptionV3": {"drop": (r"^fc\.",)},
 }
-
-_BN_RENAMES = ((re.compile(r"\.running_mean$"), "._mean"),
-               (re.compile(r"\.running_var$"), "._variance"))
-_GENERIC_DROP = (re.compile(r"(^|\.)num_batches_tracked$"),)
 
 
 def _is_state_dict(obj):
@@ -381,35 +242,106 @@ def _summary(keys, limit=6):
     return f"{shown}, ... ({len(keys)} in all)" if len(keys) > limit else shown
 
 
-def convert_state_dict(arch, state, network_args=None, param_key=None, net=None):
-    """Turn an official checkpoint object (as read by `read_pth`) into an OrderedDict of numpy
-    arrays keyed like `build_network({"name": arch, **network_args}).state_dict()`.
+def _split_non_network(state, patterns, prefix=None):
+    """(network entries, names of the skipped entries) of a flat checkpoint. With `prefix` (a
+    training cell's attribute name) only the entries under `prefix.` belong to the network, and
+    the prefix is stripped."""
+    compiled = [re.compile(p) for p in patterns]
+    kept, skipped = OrderedDict(), []
+    for key, value in state.items():
+        name = key
+        if prefix:
+            if not key.startswith(prefix + "."):
+                skipped.append(key)
+                continue
+            name = key[len(prefix) + 1:]
+        if not isinstance(value, np.ndarray) or any(p.search(name) for p in compiled):
+            skipped.append(key)
+        else:
+            kept[name] = value
+    return kept, skipped
 
-    Raises CheckpointError listing missing, unexpected and shape-mismatched keys.
+
+def _rules(arch, source):
+    """The rename and drop lists for `arch` read from a `source` file: port rules first."""
+    if source not in FRAMEWORK_RULES:
+        raise CheckpointError(f"unknown source format '{source}' "
+                              f"(one of {', '.join(FRAMEWORK_RULES)})")
+    arch_rules, framework = ARCH_RULES.get(arch, {}), FRAMEWORK_RULES[source]
+    port = arch_rules.get(source, {})
+    renames = [(re.compile(p), r) for p, r in
+               tuple(port.get("rename", ())) + tuple(arch_rules.get("rename", ()))
+               + tuple(framework.get("rename", ()))]
+    drops = [re.compile(p) for p in
+             tuple(port.get("drop", ())) + tuple(arch_rules.get("drop", ()))
+             + tuple(framework.get("drop", ()))]
+    return renames, drops, framework, port
+
+
+def _default_arg(arch, name):
+    """The constructor default of network `arch`'s argument `name` (None when it has none)."""
+    import inspect
+
+    from ppir.models import NETWORKS
+
+    if arch not in NETWORKS:
+        return None
+    param = inspect.signature(NETWORKS.get(arch)).parameters.get(name)
+    return None if param is None or param.default is inspect.Parameter.empty else param.default
+
+
+def convert_state_dict(arch, state, network_args=None, param_key=None, net=None, source="torch",
+                       notes=None):
+    """Turn a checkpoint object (as read by `read_weights`, written by the framework `source`)
+    into an OrderedDict of numpy arrays keyed like
+    `build_network({"name": arch, **network_args}).state_dict()`.
+
+    `notes`, when a list, receives one line per thing the caller should tell the user: skipped
+    non-network entries, network arguments read off the file, widened half-precision tensors,
+    the port's architecture difference. Raises CheckpointError listing missing, unexpected and
+    shape-mismatched keys.
     """
-    rules = ARCH_RULES.get(arch, {})
-    if net is None:
-        from ppir.models import build_network
-
-        net = build_network({"name": arch, **(network_args or {})}, where="--arch")
-    spec, linear_weights, aliases = _target_spec(net)
-    state, _ = unwrap_state_dict(arch, state, param_key)
-
-    renames = [(re.compile(p), r) for p, r in rules.get("rename", ())]
-    drops = [re.compile(p) for p in rules.get("drop", ())] + list(_GENERIC_DROP)
-    converted = OrderedDict()
+    notes = [] if notes is None else notes
+    renames, drops, framework, port = _rules(arch, source)
+    if source == "mindspore":  # always flat; --param-key selects a training cell's sub-cell
+        state, skipped = _split_non_network(state, framework.get("skip", ()),
+                                            param_key.rstrip(".") if param_key else None)
+        if skipped:
+            notes.append(f"skipped {len(skipped)} non-network entries (optimizer state, "
+                         f"counters): {_summary(skipped)}")
+        if not state:
+            raise CheckpointError("the checkpoint holds no network parameters"
+                                  + (f" under '{param_key}.'" if param_key else ""))
+    else:
+        top = state
+        state, where = unwrap_state_dict(arch, state, param_key)
+        others = [str(k) for k in top if k != where.split("/")[0]] if where else []
+        if others:
+            notes.append(f"state dict read from '{where}'; ignored: {_summary(others)}")
+    renamed = OrderedDict()
     for key, value in state.items():
         if key.startswith("module."):
             key = key[len("module."):]
         for pattern, repl in renames:
             key = pattern.sub(repl, key)
-        if any(p.search(key) for p in drops):
-            continue
-        for pattern, repl in _BN_RENAMES:
-            key = pattern.sub(repl, key)
-        if key in linear_weights and value.ndim == 2:
-            value = value.T
-        converted[key] = value
+        if not any(p.search(key) for p in drops):
+            renamed[key] = value
+
+    if net is None:
+        from ppir.models import build_network
+
+        args = dict(network_args or {})
+        infer = ARCH_RULES.get(arch, {}).get("infer_args")
+        inferred = {k: v for k, v in (infer(renamed) if infer else {}).items()
+                    if k not in args and v != _default_arg(arch, k)}
+        if inferred:
+            notes.append("network arguments read off the file: " + ", ".join(
+                f"{k}={v}" for k, v in inferred.items()))
+        net = build_network({"name": arch, **args, **inferred}, where="--arch")
+    spec, linear_weights, aliases = _target_spec(net)
+    converted = OrderedDict(
+        (key, value.T if framework.get("transpose_linear") and key in linear_weights
+         and value.ndim == 2 else value) for key, value in renamed.items())
     _fill_aliases(converted, aliases)
 
     missing = [k for k in spec if k not in converted]
@@ -425,35 +357,47 @@ def convert_state_dict(arch, state, network_args=None, param_key=None, net=None)
         if mismatched:
             parts.append(f"shape mismatch: {_summary(mismatched, 3)}")
         raise CheckpointError(
-            f"checkpoint does not fit network '{arch}' (wrong --arch or --network-args?): "
-            + "; ".join(parts))
+            f"checkpoint does not fit network '{arch}' ({source} file; wrong --arch or "
+            f"--network-args?): " + "; ".join(parts))
 
-    out = OrderedDict()
+    out, widened = OrderedDict(), []
     for key, (_, dtype) in spec.items():
         value = converted[key]
         if value.dtype.kind == "f" and np.dtype(dtype).kind == "f":
+            if value.dtype == np.float16 and dtype != "float16":
+                widened.append(key)
             value = value.astype(dtype, copy=False)  # e.g. fp16 / bf16 release -> fp32 net
         elif value.dtype != np.dtype(dtype):
             raise CheckpointError(f"{key}: expected dtype {dtype}, got {value.dtype}")
         out[key] = np.ascontiguousarray(value)
+    if widened:
+        notes.append(f"{len(widened)} half-precision (float16) tensors widened to the network's "
+                     f"float32 (exact: the values keep float16 precision)")
+    if port.get("note"):
+        notes.append(port["note"])
     return out
 
 
-def convert_checkpoint(arch, src, dst, network_args=None, param_key=None):
-    """Read `src` (.pth), convert for `arch` and write a Paddle `.pdparams` to `dst` atomically.
+def convert_checkpoint(arch, src, dst, network_args=None, param_key=None, notes=None):
+    """Read `src` (a torch `.pth`, MindSpore `.ckpt` or Paddle `.pdparams`; the format is read
+    off the file), convert for `arch` and write a Paddle `.pdparams` to `dst` atomically.
 
     `dst` may not be `src` (also through a symlink or another spelling): refused before reading.
+    `notes` (a list) receives the lines to show the user, the first naming the detected format.
     Returns the converted OrderedDict of numpy arrays.
     """
     import paddle
 
     from ppir.utils.paths import describe_os_error, refuse_overlap
 
+    notes = [] if notes is None else notes
     dst = os.fspath(dst)
     refuse_overlap([(dst, "--dst")], [(os.fspath(src), "--src")])
     if os.path.isdir(dst):
         raise CheckpointError(f"--dst {dst} is a folder; give the .pdparams file name to write")
-    state = convert_state_dict(arch, read_pth(src), network_args, param_key)
+    obj, source = read_weights(src)
+    notes.append(f"{src}: {source} format")
+    state = convert_state_dict(arch, obj, network_args, param_key, source=source, notes=notes)
     folder = os.path.dirname(os.path.abspath(dst))
     tmp = None
     try:

@@ -14,6 +14,10 @@ Official behaviour kept on purpose:
   the structure decoder from the texture encoder's.
 * Bi-GFF updates the structure feature with the already updated texture feature.
 * RAL downsamples the foreground with align_corners=True; MSFA applies a ReLU before its softmax.
+* `upsample_align_corners=True` (not in the official code) selects the MindSpore port's x2
+  resizes (mindspore-ai/models research/cv/CTSDG, `src/generator/generator.py`: the decoders'
+  and the output's `ResizeBilinear(align_corners=True)`, where the official code resizes with
+  align_corners=False). Weights trained by that port need it; the default is the official one.
 * The last texture decoder level takes `64 + out_channels` inputs (the official code uses
   `out_channels` there, not `image_in_channels`).
 * BatchNorm running variances are updated with the unbiased batch variance, as PyTorch does
@@ -204,7 +208,7 @@ class RAL(nn.Layer):
         self.softmax_scale = softmax_scale
 
     def forward(self, background, foreground):
-        foreground = _half_bilinear_align_corners(foreground)
+        foreground = _resize_align_corners(foreground, 0.5)  # official: align_corners=True
         # [N, C*k*k, L] columns, zero padding 1 (`extract_patches` in `utils/misc.py`); position
         # l of the foreground grid is both the patch index and the score-map pixel.
         fg_cols = F.unfold(foreground, self.kernel_size, strides=self.stride, paddings=1)
@@ -251,11 +255,10 @@ def upsample2_bilinear(x):
     return x
 
 
-def _align_corners_weights(ramp_in):
-    """[H/2, H] bilinear weights of an align_corners=True resize to half size, built from the
-    ramp 0..H-1 with the kernel's arithmetic (`src = i * (H - 1) / (H/2 - 1)`, lower neighbour
-    and fraction)."""
-    ramp_out = ramp_in[::2]
+def _align_corners_weights(ramp_in, ramp_out):
+    """[H_out, H_in] bilinear weights of an align_corners=True resize, built from the ramps
+    0..H_in-1 and 0..H_out-1 (or any multiple of the latter) with the kernel's arithmetic
+    (`src = i * (H_in - 1) / (H_out - 1)`, lower neighbour and fraction)."""
     src = ramp_out * (ramp_in[-1] / paddle.clip(ramp_out[-1], min=1.0))
     low = paddle.floor(src)
     frac = (src - low).unsqueeze(1)
@@ -263,14 +266,21 @@ def _align_corners_weights(ramp_in):
     return (1.0 - frac) * (ramp == low).astype(src.dtype) + frac * (ramp == low + 1.0).astype(src.dtype)
 
 
-def _half_bilinear_align_corners(x):
-    """`F.interpolate(x, scale_factor=0.5, mode="bilinear", align_corners=True)` (official RAL) as
-    two matrix products: Paddle Inference's oneDNN resize ignores align_corners (Paddle 3.2), so
-    an exported model would sample other positions. Same weights; sums in another order."""
-    ramp_h = paddle.cumsum(paddle.ones_like(x[0, 0, :, 0])) - 1.0
-    ramp_w = paddle.cumsum(paddle.ones_like(x[0, 0, 0, :])) - 1.0
-    out = paddle.matmul(_align_corners_weights(ramp_h), x)
-    return paddle.matmul(out, _align_corners_weights(ramp_w), transpose_y=True)
+def _resize_align_corners(x, scale):
+    """`F.interpolate(x, scale_factor=scale, mode="bilinear", align_corners=True)` for scale 0.5
+    or 2, as two matrix products: Paddle Inference's oneDNN resize ignores align_corners (Paddle
+    3.2), so an exported model would sample other positions. Same weights; sums in another
+    order."""
+    weights = []
+    for line in (x[0, 0, :, 0], x[0, 0, 0, :]):
+        ramp = paddle.cumsum(paddle.ones_like(line)) - 1.0
+        # 0, 2, 4, ... spans the half-size grid; 0 .. 2H-1 the double-size one
+        ramp_out = ramp[::2] if scale == 0.5 else \
+            paddle.cumsum(paddle.ones_like(paddle.concat([line, line]))) - 1.0
+        weights.append(_align_corners_weights(ramp, ramp_out))
+    out = paddle.matmul(weights[0], x)
+    return paddle.matmul(out, weights[1], transpose_y=True)
+
 
 
 def _fold_4x4_stride2(cols, channels, h, w):
@@ -383,9 +393,11 @@ class CTSDGGenerator(nn.Layer):
 
     size_multiple = 128
 
-    def __init__(self, image_in_channels=3, edge_in_channels=2, out_channels=3, init_weights=True):
+    def __init__(self, image_in_channels=3, edge_in_channels=2, out_channels=3, init_weights=True,
+                 upsample_align_corners=False):
         super().__init__()
         self.freeze_ec_bn = False
+        self.upsample_align_corners = bool(upsample_align_corners)
         for stream, in_channels, last_skip in (("texture", image_in_channels, out_channels),
                                                ("structure", edge_in_channels, 2)):
             prev = in_channels
@@ -410,6 +422,11 @@ class CTSDGGenerator(nn.Layer):
         if init_weights:
             _official_init(self.sublayers())
 
+    def _upsample2(self, x):
+        if self.upsample_align_corners:  # the MindSpore port's resize
+            return _resize_align_corners(x, 2)
+        return upsample2_bilinear(x)
+
     def _encode(self, stream, x, mask):
         feats, masks = [x], [mask]
         for level in range(1, 8):
@@ -420,7 +437,7 @@ class CTSDGGenerator(nn.Layer):
 
     def _decode(self, stream, x, mask, feats, masks):
         for level in range(7, 0, -1):
-            x = upsample2_bilinear(x)
+            x = self._upsample2(x)
             mask = upsample2_nearest(mask)
             x = paddle.concat([x, feats[level - 1]], axis=1)
             mask = paddle.concat([mask, masks[level - 1]], axis=1)
@@ -444,7 +461,7 @@ class CTSDGGenerator(nn.Layer):
         output = self.fusion_layer1(output_bigff)
         output_atten = self.cfa(output, output)
         output = self.fusion_layer2(paddle.concat([output, output_atten], axis=1))
-        output = upsample2_bilinear(output)
+        output = self._upsample2(output)
         output = self.out_layer(paddle.concat([output, output_bigff], axis=1))
         return output, projected_image, projected_edge
 

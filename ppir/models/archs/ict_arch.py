@@ -31,6 +31,7 @@ import paddle
 import paddle.nn.functional as F
 from paddle import nn
 
+from ppir.errors import ConfigError
 from ppir.models.archs.init import torch_default_init
 from ppir.models.archs.input_checks import check_nchw
 from ppir.registry import NETWORKS
@@ -235,15 +236,21 @@ def transformer_num_params(vocab_size=512, block_size=1024, n_layer=14, n_embd=2
 
 class ResnetBlock_remove_IN(nn.Layer):
     """Reflect-pad, dilated 3x3 conv, ReLU, reflect-pad, 3x3 conv, identity skip; no norm and no
-    activation after the sum (the official block with its InstanceNorms removed)."""
+    activation after the sum (the official block with its InstanceNorms removed).
 
-    def __init__(self, dim, dilation=1):
+    `second_pad="replicate"` is the MindSpore port's block (`nn.Pad(..., mode='SYMMETRIC')`
+    before the second conv; for a 1-pixel pad, symmetric = edge replication)."""
+
+    def __init__(self, dim, dilation=1, second_pad="reflect"):
         super().__init__()
+        if second_pad not in ("reflect", "replicate"):
+            raise ConfigError(f"ICTUpsampler: second_pad must be reflect or replicate, got "
+                              f"{second_pad!r}")
         self.conv_block = nn.Sequential(
             nn.Pad2D(dilation, mode="reflect"),
             nn.Conv2D(dim, dim, 3, padding=0, dilation=dilation),
             nn.ReLU(),
-            nn.Pad2D(1, mode="reflect"),
+            nn.Pad2D(1, mode=second_pad),
             nn.Conv2D(dim, dim, 3, padding=0, dilation=1),
         )
 
@@ -259,12 +266,14 @@ class ICTUpsampler(nn.Layer):
     bicubic-upsampled token prior; output: [B, 3, H, W] in [0, 1]. H and W must be multiples of 4
     (two stride-2 convs undone by two stride-2 transposed convs). `init_weights=True` is the
     official N(0, 0.02) weights / zero biases; False leaves PyTorch's layer defaults.
+    `resblock_second_pad="replicate"` computes what the MindSpore port (which pads the second
+    conv of each residual block symmetrically) trained its weights for; the default is official.
     """
 
     size_multiple = 4
     in_channels = 6
 
-    def __init__(self, residual_blocks=8, init_weights=True):
+    def __init__(self, residual_blocks=8, init_weights=True, resblock_second_pad="reflect"):
         super().__init__()
         self.encoder = nn.Sequential(
             nn.Pad2D(3, mode="reflect"),
@@ -275,7 +284,7 @@ class ICTUpsampler(nn.Layer):
             nn.Conv2D(128, 256, 4, stride=2, padding=1),
             nn.ReLU(),
         )
-        self.middle = nn.Sequential(*[ResnetBlock_remove_IN(256, 2)
+        self.middle = nn.Sequential(*[ResnetBlock_remove_IN(256, 2, resblock_second_pad)
                                       for _ in range(residual_blocks)])
         self.decoder = nn.Sequential(
             nn.Conv2DTranspose(256, 128, 4, stride=2, padding=1),

@@ -224,7 +224,8 @@ def load_fid_inception(weights, where="FID weights"):
     """FIDInceptionV3 with `weights` loaded: a `.pdparams` from tools/convert_weights.py or
     pytorch-fid's `.pth` itself (converted on the fly). A missing file is one CheckpointError
     line naming it and how to convert it; a file that does not fit names the keys."""
-    from ppir.models.convert import convert_state_dict, read_pth
+    from ppir.models.convert import convert_state_dict
+    from ppir.utils.pth import read_pth
 
     path = os.fspath(weights) if weights is not None else None
     if not path or not os.path.isfile(path):

@@ -12,12 +12,18 @@ Quirks kept on purpose (see docs/models/mimounet.md):
   slice (see `_nearest_half` for why) and x2/x4 are Paddle's nearest interpolate; both are
   bit-identical to PyTorch's;
 * the width (`base_channel = 32`) is hard-coded, only `num_res` is a constructor argument;
+* `resample="mindspore_bilinear"` (not in the official code) selects the resampling of the
+  MindSpore port (mindspore-ai/models research/cv/MIMO-UNet, `src/mimo_unet.py`): its
+  `nn.ResizeBilinear` with the old defaults (align_corners=False, no half-pixel centres), i.e.
+  Paddle's bilinear with align_mode=1. Halving still picks the even pixels; the three x2
+  upsamplings interpolate. Weights trained by that port need it (same keys either way);
 * MIMO-UNet+ drops whole channels of both AFF outputs (`Dropout2d(0.1)`) in training mode.
 """
 import paddle
 import paddle.nn as nn
 import paddle.nn.functional as F
 
+from ppir.errors import ConfigError
 from ppir.models.archs.init import torch_default_init
 from ppir.models.archs.input_checks import check_nchw
 from ppir.registry import NETWORKS
@@ -140,9 +146,31 @@ def _nearest_half(x):
     return x[:, :, ::2, ::2]
 
 
-def _nearest_up(x, scale):
-    # torch's default 'nearest' with an integer factor repeats pixels; Paddle (all paths) agrees.
-    return F.interpolate(x, scale_factor=scale, mode="nearest")
+RESAMPLE_MODES = ("nearest", "mindspore_bilinear")
+
+
+def _upsample2(x, mode):
+    if mode == "nearest":
+        # torch's default 'nearest' with an integer factor repeats pixels; Paddle (all paths)
+        # agrees.
+        return F.interpolate(x, scale_factor=2, mode="nearest")
+    return _legacy_bilinear_up2(x)
+
+
+def _legacy_bilinear_up2(x):
+    """x2 bilinear without half-pixel centres (MindSpore's legacy ResizeBilinear; Paddle's
+    `interpolate(mode="bilinear", align_corners=False, align_mode=1)`): source = dst / 2, so per
+    axis output 2i is x[i] and 2i+1 is (x[i] + x[i+1]) / 2, the last row/column repeated at the
+    edge. Written with elementwise ops because Paddle Inference's oneDNN resize ignores
+    align_mode (Paddle 3.2), like the nearest halving above."""
+    for axis in (2, 3):
+        n = paddle.shape(x)[axis]
+        following = paddle.concat([paddle.slice(x, [axis], [1], [n]),
+                                   paddle.slice(x, [axis], [n - 1], [n])], axis=axis)
+        odd = 0.5 * (x + following)
+        shape = [0, 0, -1, paddle.shape(x)[3]] if axis == 2 else [0, 0, 0, -1]
+        x = paddle.stack([x, odd], axis=axis + 1).reshape(shape)
+    return x
 
 
 class _MIMOUNetBase(nn.Layer):
@@ -156,8 +184,14 @@ class _MIMOUNetBase(nn.Layer):
     # stride-2 transposed convs and the x2/x4 nearest upsamplings.
     size_multiple = 4
 
-    def __init__(self, num_res):
+    def __init__(self, num_res, resample="nearest"):
         super().__init__()
+        if resample not in RESAMPLE_MODES:
+            raise ConfigError(f"{type(self).__name__}: resample must be one of "
+                              f"{', '.join(RESAMPLE_MODES)}, got {resample!r}")
+        # Halving is the even-pixel slice in both modes: the port's bilinear resize to (H/2, W/2)
+        # samples source 2 * i exactly.
+        self.resample = resample
         base_channel = 32
 
         self.Encoder = nn.LayerList([
@@ -233,9 +267,9 @@ class _MIMOUNetBase(nn.Layer):
         z = self.Encoder[2](z)
 
         z12 = _nearest_half(res1)
-        z21 = _nearest_up(res2, 2)
-        z42 = _nearest_up(z, 2)
-        z41 = _nearest_up(z42, 2)
+        z21 = _upsample2(res2, self.resample)
+        z42 = _upsample2(z, self.resample)
+        z41 = _upsample2(z42, self.resample)
 
         res2 = self.AFFs[1](z12, res2, z42)
         res1 = self.AFFs[0](res1, z21, z41)
@@ -269,8 +303,8 @@ class MIMOUNet(_MIMOUNetBase):
     forward(x) returns `[out_1/4, out_1/2, out_full]`; evaluation uses the last one.
     """
 
-    def __init__(self, num_res=8):
-        super().__init__(num_res)
+    def __init__(self, num_res=8, resample="nearest"):
+        super().__init__(num_res, resample)
 
 
 @NETWORKS.register("MIMOUNetPlus")
@@ -280,8 +314,8 @@ class MIMOUNetPlus(_MIMOUNetBase):
     MIMO-UNet++ in the paper is this network with geometric self-ensemble at test time.
     """
 
-    def __init__(self, num_res=20):
-        super().__init__(num_res)
+    def __init__(self, num_res=20, resample="nearest"):
+        super().__init__(num_res, resample)
         # paddle.nn.Dropout2D zeroes whole channels and rescales by 1/(1-p) in training, like
         # torch.nn.Dropout2d; both are identity in eval mode.
         self.drop1 = nn.Dropout2D(0.1)

@@ -6,8 +6,13 @@ Class names, constructor arguments, defaults and state-dict keys are the officia
 official checkpoint converts key for key (see `ppir/models/convert.py`).
 
 Official behaviour kept on purpose:
-* `n_RRG`, `height`, `width` and `scale` are accepted and ignored: the official model always
-  builds four RRGs with conv groups 1, 2, 4, 4, and its SKFFs always fuse two inputs.
+* `height`, `width` and `scale` are accepted and ignored: the official SKFFs always fuse two
+  inputs.
+* The official model ignores `n_RRG` and always builds four RRGs with conv groups 1, 2, 4, 4.
+  Here `n_RRG` is honoured, RRG i using groups min(2**i, 4): the default 4 is the official
+  network, and 3 is the community Paddle port sldyns/MIRNetV2_paddle (`networks/
+  MIRNet_V2_model.py` comments the fourth RRG out and trains at n_feat=64), whose
+  `model_best.pdparams` then loads key for key.
 * `bias` reaches the RCB, RRG and outer convolutions only; the SKFF, Down and Up convolutions are
   always bias-free, and `Up` passes its own `bias=False` on as `align_corners` (so bilinear
   upsampling uses align_corners=False).
@@ -26,6 +31,7 @@ import math
 import paddle
 from paddle import nn
 
+from ppir.errors import ConfigError
 from ppir.models.archs.input_checks import check_nchw
 from ppir.models.archs.init import torch_default_init
 from ppir.registry import NETWORKS
@@ -262,9 +268,12 @@ class MIRNet_v2(nn.Layer):
         super().__init__()
         self.task = task
         self.conv_in = _conv(inp_channels, n_feat, 3, padding=1, bias=bias)
-        # Official: n_RRG is ignored; always four RRGs with groups 1, 2, 4, 4.
+        if not isinstance(n_RRG, int) or n_RRG < 1:
+            raise ConfigError(f"MIRNetV2: n_RRG must be a positive integer, got {n_RRG!r}")
+        # Groups 1, 2, 4, 4 for the official four RRGs (which it builds whatever n_RRG says).
         self.body = nn.Sequential(*[
-            RRG(n_feat, n_MRB, height, width, chan_factor, bias, groups=g) for g in (1, 2, 4, 4)
+            RRG(n_feat, n_MRB, height, width, chan_factor, bias, groups=min(2 ** i, 4))
+            for i in range(n_RRG)
         ])
         self.conv_out = _conv(n_feat, out_channels, 3, padding=1, bias=bias)
         torch_default_init(self)

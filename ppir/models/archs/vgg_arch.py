@@ -27,26 +27,44 @@ _IMAGENET_MEAN = (0.485, 0.456, 0.406)
 _IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
-def layer_names(arch):
-    """Names of the `features` layers in index order: conv1_1, relu1_1, ..., pool5."""
+def layer_names(arch, blocks=5):
+    """Names of the `features` layers in index order: conv1_1, relu1_1, ..., pool5 (up to the
+    pool of block `blocks`)."""
     names = []
-    for block, convs in enumerate(_BLOCKS[arch], 1):
+    for block, convs in enumerate(_BLOCKS[arch][:blocks], 1):
         for i in range(1, convs + 1):
             names += [f"conv{block}_{i}", f"relu{block}_{i}"]
         names.append(f"pool{block}")
     return names
 
 
+def blocks_in(arch, keys):
+    """How many leading blocks of `arch` a state dict's `features.N.*` keys cover (5 for
+    torchvision's files; 3 for CTSDG's MindSpore vgg16_feat_extr_ms.ckpt, features[:17])."""
+    present = {int(k.split(".")[1]) for k in keys if k.startswith("features.")}
+    blocks = 0
+    for index, name in enumerate(layer_names(arch)):
+        if name.startswith("conv") and index not in present:
+            break
+        if name.startswith("pool"):
+            blocks += 1
+    return blocks
+
+
 class VGGFeatures(nn.Layer):
     """torchvision's VGG `features`; `forward(x, layers)` returns {name: activation} for the
-    asked layers, running only as deep as the deepest of them. Parameters never train."""
+    asked layers, running only as deep as the deepest of them. Parameters never train.
+    `blocks` < 5 keeps only the first blocks (a feature extractor released truncated)."""
 
     arch = None
 
-    def __init__(self, normalize=False):
+    def __init__(self, normalize=False, blocks=5):
         super().__init__()
+        if blocks not in range(1, 6):
+            raise ConfigError(f"{self.arch}: blocks must be 1..5, got {blocks!r}")
+        self.blocks = blocks
         layers, c_in = [], 3
-        for name in layer_names(self.arch):
+        for name in layer_names(self.arch, blocks):
             if name.startswith("conv"):
                 c_out = _WIDTHS[int(name[4]) - 1]
                 layers.append(nn.Conv2D(c_in, c_out, 3, padding=1))
@@ -56,7 +74,7 @@ class VGGFeatures(nn.Layer):
             else:
                 layers.append(nn.MaxPool2D(kernel_size=2, stride=2))
         self.features = nn.Sequential(*layers)
-        self.names = layer_names(self.arch)
+        self.names = layer_names(self.arch, blocks)
         self.normalize = bool(normalize)
         if self.normalize:
             self.register_buffer("mean", paddle.to_tensor(_IMAGENET_MEAN).reshape([1, 3, 1, 1]),
@@ -70,8 +88,8 @@ class VGGFeatures(nn.Layer):
     def forward(self, x, layers):
         unknown = [name for name in layers if name not in self.names]
         if unknown:
-            raise ConfigError(f"{self.arch} has no layer {unknown[0]!r}; layers are "
-                              f"conv<b>_<i>, relu<b>_<i>, pool<b> (e.g. relu3_4, pool2)")
+            raise ConfigError(f"{self.arch} ({self.blocks} blocks) has no layer {unknown[0]!r}; "
+                              f"layers are conv<b>_<i>, relu<b>_<i>, pool<b> (e.g. relu3_4, pool2)")
         if self.normalize:
             x = (x - self.mean) / self.std
         wanted, last = set(layers), max(self.names.index(name) for name in layers)
@@ -103,7 +121,6 @@ def build_vgg(arch, weights, normalize=False, where="vgg_weights"):
     """
     if arch not in _BLOCKS:
         raise ConfigError(f"{where}: unknown VGG {arch!r}; use one of {', '.join(_BLOCKS)}")
-    net = NETWORKS.get(arch)(normalize=normalize)
     path = os.fspath(weights) if weights is not None else None
     if not path or not os.path.isfile(path):
         raise CheckpointError(
@@ -112,10 +129,14 @@ def build_vgg(arch, weights, normalize=False, where="vgg_weights"):
     if path.endswith(".pdparams"):
         state = paddle.load(path)
         state = {k: (v.numpy() if hasattr(v, "numpy") else np.asarray(v)) for k, v in state.items()}
+        net = NETWORKS.get(arch)(normalize=normalize, blocks=max(blocks_in(arch, state), 1))
     else:
-        from ppir.models.convert import convert_state_dict, read_pth
+        from ppir.models.convert import convert_state_dict
+        from ppir.utils.weight_files import read_weights
 
-        state = convert_state_dict(arch, read_pth(path), net=net)
+        obj, source = read_weights(path)  # torchvision's .pth or a seed's MindSpore .ckpt
+        state = convert_state_dict(arch, obj, source=source)
+        net = NETWORKS.get(arch)(normalize=normalize, blocks=blocks_in(arch, state))
     missing = [k for k in net.state_dict() if k not in state]
     if missing:
         raise CheckpointError(f"{path}: not {arch} features weights (missing {missing[0]}, "
