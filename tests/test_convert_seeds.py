@@ -179,7 +179,7 @@ def test_ctsdg_mindspore_vgg16(tmp_path):
     """CTSDG's vgg16_feat_extr_ms.ckpt (torchvision's features[:17] as enc_1/enc_2/enc_3 with
     indices restarting at 0) loads directly as Model.vgg_weights: a 3-block VGG16 whose pool1,
     pool2 and pool3 are the port's."""
-    from ppir.losses.vgg import build_vgg
+    from ppir.models.archs.vgg_arch import build_vgg
 
     data = np.load(os.path.join(SEEDS, "ctsdg_ms_port.npz"))
     shapes = json.loads(str(data["vgg_shapes"]))
@@ -207,7 +207,7 @@ def test_ict_mindspore_port(tmp_path):
     port's logits; its upsampler reproduces the port with resblock_second_pad=replicate and not
     with the official reflect padding; its VGG19.ckpt (`relu<b>_<i>.<k>` cells) loads as a
     VGG19 whose features are the port's."""
-    from ppir.losses.vgg import build_vgg
+    from ppir.models.archs.vgg_arch import build_vgg
 
     data = np.load(os.path.join(SEEDS, "ict_ms_port.npz"))
     gpt = build_network({"name": "ICTTransformer", "vocab_size": 64, "block_size": 64,

@@ -85,7 +85,7 @@ def _vgg_relu_rename(arch):
     """`relu<b>_<i>.<k>.` (a port's cell named after the ReLU that ends it) -> the
     torchvision index of conv<b>_<i>."""
     def repl(match):
-        from ppir.losses.vgg import layer_names
+        from ppir.models.archs.vgg_layout import layer_names
 
         return f"features.{layer_names(arch).index(f'conv{match[1]}_{match[2]}')}."
     return repl
@@ -94,7 +94,7 @@ def _vgg_relu_rename(arch):
 def _vgg_blocks(arch):
     """A VGG feature extractor released truncated (CTSDG's MindSpore VGG16 holds 3 blocks)."""
     def infer(state):
-        from ppir.losses.vgg import blocks_in
+        from ppir.models.archs.vgg_layout import blocks_in
 
         return {"blocks": max(blocks_in(arch, state), 1)}
     return infer

@@ -18,37 +18,12 @@ import paddle
 import paddle.nn as nn
 
 from ppir.errors import CheckpointError, ConfigError
+from ppir.models.archs.vgg_layout import BLOCKS, blocks_in, layer_names
 from ppir.registry import NETWORKS
 
-# Convs per block (torchvision cfg "D" and "E").
-_BLOCKS = {"VGG16": (2, 2, 3, 3, 3), "VGG19": (2, 2, 4, 4, 4)}
 _WIDTHS = (64, 128, 256, 512, 512)
 _IMAGENET_MEAN = (0.485, 0.456, 0.406)
 _IMAGENET_STD = (0.229, 0.224, 0.225)
-
-
-def layer_names(arch, blocks=5):
-    """Names of the `features` layers in index order: conv1_1, relu1_1, ..., pool5 (up to the
-    pool of block `blocks`)."""
-    names = []
-    for block, convs in enumerate(_BLOCKS[arch][:blocks], 1):
-        for i in range(1, convs + 1):
-            names += [f"conv{block}_{i}", f"relu{block}_{i}"]
-        names.append(f"pool{block}")
-    return names
-
-
-def blocks_in(arch, keys):
-    """How many leading blocks of `arch` a state dict's `features.N.*` keys cover (5 for
-    torchvision's files; 3 for CTSDG's MindSpore vgg16_feat_extr_ms.ckpt, features[:17])."""
-    present = {int(k.split(".")[1]) for k in keys if k.startswith("features.")}
-    blocks = 0
-    for index, name in enumerate(layer_names(arch)):
-        if name.startswith("conv") and index not in present:
-            break
-        if name.startswith("pool"):
-            blocks += 1
-    return blocks
 
 
 class VGGFeatures(nn.Layer):
@@ -119,8 +94,8 @@ def build_vgg(arch, weights, normalize=False, where="vgg_weights"):
 
     A missing file is a one-line CheckpointError naming it and how to make it.
     """
-    if arch not in _BLOCKS:
-        raise ConfigError(f"{where}: unknown VGG {arch!r}; use one of {', '.join(_BLOCKS)}")
+    if arch not in BLOCKS:
+        raise ConfigError(f"{where}: unknown VGG {arch!r}; use one of {', '.join(BLOCKS)}")
     path = os.fspath(weights) if weights is not None else None
     if not path or not os.path.isfile(path):
         raise CheckpointError(
