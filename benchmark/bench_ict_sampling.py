@@ -41,9 +41,15 @@ import numpy as np
 
 import ppir  # noqa: F401  (sets GLOG/OMP/MKL defaults before paddle is imported)
 from ppir.errors import ConfigError, run_cli
+from ppir.utils.paths import check_output_file, write_output_file
 
 PATHS = ("eager", "pi_onednn", "pi_bf16", "pi_plain", "ort")
 GRAPHS = ("full", "rows")
+PREDICTOR_OPTIONS = {
+    "pi_onednn": dict(backend="paddle", enable_mkldnn=True),
+    "pi_bf16": dict(backend="paddle", enable_mkldnn=True, precision="bf16"),
+    "pi_plain": dict(backend="paddle", enable_mkldnn=False),
+    "ort": dict(backend="onnxruntime", enable_mkldnn=False)}
 
 
 def parse_args(argv=None):
@@ -65,6 +71,7 @@ def parse_args(argv=None):
                         help="compare each path's sampling distribution with the first path's "
                              "at every N-th missing position (0: off)")
     parser.add_argument("--json", help="write the results here")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing --json file ppir did not write")
     return parser.parse_args(argv)
 
 
@@ -98,39 +105,12 @@ def time_rounds(fns, feeds, warmup, repeat):
     return {key: (seconds[key], np.asarray(outs[key])) for key in fns}
 
 
-def bf16_logits(prefix, threads):
-    """`PredictorLogits` on oneDNN's bf16 kernels (`Config.enable_mkldnn_bfloat16`)."""
-    from paddle import inference
-
-    from ppir.models.ict_inference import PredictorLogits, model_files
-
-    class Bf16PredictorLogits(PredictorLogits):
-        def __init__(self):
-            config = inference.Config(*model_files(prefix))
-            config.disable_gpu()
-            config.set_cpu_math_library_num_threads(int(threads))
-            config.enable_mkldnn()
-            config.enable_mkldnn_bfloat16()
-            # Paddle 3.2.2: cpu_bfloat16_pass rebuilds the attention's matmul + transpose +
-            # reshape fusion with the dynamic length and dies of SIGFPE; without it it runs.
-            config.delete_pass("matmul_transpose_reshape_fuse_pass")
-            config.switch_ir_optim(True)
-            config.disable_glog_info()
-            self.predictor = inference.create_predictor(config)
-            names = self.predictor.get_input_names()
-            self.takes_positions = "positions" in names
-            order = ["tokens", "masks"] + (["positions"] if self.takes_positions else [])
-            self._inputs = [self.predictor.get_input_handle(n)
-                            for n in (order if set(order) == set(names) else names)]
-            self._out = self.predictor.get_output_handle(self.predictor.get_output_names()[0])
-
-    return Bf16PredictorLogits()
-
-
 def build_paths(net, args, tmp):
     """{(path, graph, threads): logits_fn(tokens, masks, positions)} for the requested ones."""
-    from ppir.models.ict_inference import (OnnxLogits, PredictorLogits, save_logits_graph,
-                                           save_logits_onnx)
+    from ppir.inference.export import save_onnx, trace
+    from ppir.inference.ict import GraphLogits
+    from ppir.inference.predictor import create_predictor
+    from ppir.models.ict_model import ICTLogits, ICTRowLogits
     from ppir.models.ict_sampling import paddle_logits_fn
 
     fns = {}
@@ -140,21 +120,19 @@ def build_paths(net, args, tmp):
             # The full forward, cut to the sampled row afterwards, is the loop before logits_at.
             fns[("eager", graph, None)] = eager if graph == "rows" else \
                 (lambda t, m, p: eager(t, m)[:, p])
-        prefix = os.path.join(tmp, graph, "inference")
+        layer = (ICTRowLogits if graph == "rows" else ICTLogits)(net)
+        record = {"model_file": f"{graph}/inference.json", "params_file": f"{graph}/inference.pdiparams",
+                  "onnx_file": f"{graph}/inference.onnx"}
         if set(args.paths) - {"eager"}:
-            save_logits_graph(net, prefix, rows=graph == "rows")
-        onnx_file = save_logits_onnx(prefix, prefix + ".onnx") if "ort" in args.paths else None
+            trace(layer, layer.INPUTS, os.path.join(tmp, graph, "inference"))
+        if "ort" in args.paths:
+            save_onnx(*(os.path.join(tmp, record[k]) for k in ("model_file", "params_file", "onnx_file")))
+        inputs = [{"name": name} for name, _, _ in layer.INPUTS]
         for threads in args.threads:
-            for path in args.paths:
-                if path == "pi_onednn":
-                    fns[(path, graph, threads)] = PredictorLogits(prefix, threads=threads)
-                elif path == "pi_bf16":
-                    fns[(path, graph, threads)] = bf16_logits(prefix, threads)
-                elif path == "pi_plain":
-                    fns[(path, graph, threads)] = PredictorLogits(prefix, threads=threads,
-                                                                  onednn=False)
-                elif path == "ort":
-                    fns[(path, graph, threads)] = OnnxLogits(onnx_file, threads)
+            for path in args.paths:  # in the order given: the first is --agreement's reference
+                if path in PREDICTOR_OPTIONS:
+                    fns[(path, graph, threads)] = GraphLogits(create_predictor(
+                        tmp, record, inputs, cpu_threads=threads, **PREDICTOR_OPTIONS[path]))
     return fns
 
 
@@ -192,13 +170,16 @@ def distribution_agreement(reference, other, tokens, masks, filled, stride, top_
 
 def main(argv=None):
     args = parse_args(argv)
+    if args.json:  # before any work: never onto what is read, never over a stranger's file
+        check_output_file(args.json, "--json", [], args.overwrite)
     import paddle
 
+    from ppir.inference.predictor import cpu_has_bf16
     from ppir.models.archs.ict_arch import ICTTransformer
     from ppir.models.ict_sampling import paddle_logits_fn, sample_tokens
 
     paddle.set_device("cpu")
-    if "pi_bf16" in args.paths and not paddle.base.core.supports_bfloat16_fast_performance():
+    if "pi_bf16" in args.paths and not cpu_has_bf16():
         raise ConfigError("--paths pi_bf16 needs a CPU with AVX512-BF16 or AMX; on this one "
                           "oneDNN would silently run fp32")
     load_before = os.getloadavg()[0]
@@ -261,8 +242,7 @@ def main(argv=None):
               f"{r['min_s']:8.4f} {r['image_s_estimate']:9.1f} {r['rel_diff']:9.2g}  {image}")
     print(f"load average (1 min) before {load_before:.2f}, after {os.getloadavg()[0]:.2f}")
     if args.json:
-        with open(args.json, "w") as f:
-            json.dump(report, f, indent=1)
+        write_output_file(args.json, json.dumps(report, indent=1) + "\n", "--json")
     return 0
 
 

@@ -1,6 +1,6 @@
 """CPU inference latency of every deployment path, measured side by side in one process.
 
-    python benchmark/bench_inference.py --models MIRNetV2 --repeat 3 --out docs/benchmark_mirnetv2.md
+    python benchmark/bench_inference.py --models MIRNetV2 --repeat 3 --out docs/benchmark_mirnetv2.md --overwrite
     python benchmark/bench_inference.py --models MIMOUNet MIMOUNetPlus --size 256x256 --size 1280x720
     python benchmark/bench_inference.py --models MIRNetV2 --set MIRNetV2.n_feat=16 --repeat 5   # a tiny width
 
@@ -11,7 +11,8 @@ deploy/infer.py's Predictor (Paddle Inference, oneDNN off/on x 1/2 threads) and,
 and minimum of --repeat timed runs after --warmup untimed ones, its ratio to the eager median of
 the same run, and its max abs difference from the eager output. The input is a crop of
 scikit-image's astronaut photo (resized for sizes larger than the photo), so the numbers are for
-real image statistics. Writes a markdown table to stdout and, with --out, to a file.
+real image statistics. Writes a markdown table to stdout and, with --out, to a file (replacing a
+file ppir did not write, such as a committed docs page, needs --overwrite).
 """
 import argparse
 import os
@@ -30,7 +31,8 @@ import ppir  # noqa: F401  (sets GLOG/OMP/MKL defaults before paddle is imported
 from benchmark.common import machine_info, photo, timed
 from ppir.config import parse_value
 from ppir.errors import ConfigError, run_cli
-from ppir.utils import inference_io as io
+from ppir.inference import spec as io
+from ppir.utils.paths import check_output_file, write_output_file
 
 PATHS = ("eager", "to_static", "pi_onednn_off_1t", "pi_onednn_off_2t", "pi_onednn_on_1t", "pi_onednn_on_2t",
          "ort_1t", "ort_2t")
@@ -59,6 +61,7 @@ def parse_args(argv):
     parser.add_argument("--no_onnx", action="store_true", help="skip paddle2onnx and onnxruntime")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default=None, help="also write the markdown to this file")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing --out file ppir did not write")
     args = parser.parse_args(argv)
     if args.no_onnx:
         args.paths = [p for p in args.paths if not p.startswith("ort")]
@@ -104,7 +107,7 @@ def bench_model(name, kwargs, sizes, args):
     import paddle
     from paddle.static import InputSpec
 
-    from deploy.infer import Predictor
+    from ppir.inference.predictor import open_graph
     from ppir.models import build_network
     from ppir.models.restoration_model import FinalOutput
 
@@ -152,11 +155,11 @@ def bench_model(name, kwargs, sizes, args):
                 continue
             threads = int(path[-2])
             if path.startswith("pi"):
-                predictor = Predictor(folder, enable_mkldnn="_on_" in path, cpu_threads=threads)
+                predictor = open_graph(folder, enable_mkldnn="_on_" in path, cpu_threads=threads)
             else:
-                predictor = Predictor(folder, backend="onnxruntime", cpu_threads=threads)
+                predictor = open_graph(folder, backend="onnxruntime", cpu_threads=threads)
             for size, x in inputs.items():
-                out, times = timed(predictor.run, x, args.repeat, args.warmup)
+                out, times = timed(predictor.run_concat, x, args.repeat, args.warmup)
                 record(size, path, out, times)
             del predictor
     finally:
@@ -182,6 +185,8 @@ def markdown(name, kwargs, params, rows, notes, args):
 
 def main(argv=None):
     args = parse_args(argv)
+    if args.out:  # before any work: never onto what is read, never over a stranger's file
+        check_output_file(args.out, "--out", [], args.overwrite)
     sizes = []
     for text in args.size or ["256x256"]:
         try:
@@ -204,9 +209,7 @@ def main(argv=None):
     text = header + "\n" + "\n".join(sections)
     print(text)
     if args.out:
-        os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-        with open(args.out, "w") as f:
-            f.write(text)
+        write_output_file(args.out, text, "--out")
     return 0
 
 

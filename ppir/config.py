@@ -248,11 +248,39 @@ def parse_value(text):
         return text
 
 
+# The AMP switches that PaddleOCR/PaddleClas-derived TIPC harnesses append to every train
+# command: `amp=None` when AMP is off, `amp.scale_loss=1024.0 amp.use_dynamic_loss_scaling=True
+# amp.amp_level=O2` when it is on. Each maps onto ppir's own keys (Global.use_dynamic_loss_scaling
+# is read by ppir/engine/amp.py); any other `amp.*` key is refused like every unknown key.
+HARNESS_AMP_KEYS = {"scale_loss": "AMP.init_loss_scaling", "use_dynamic_loss_scaling": "Global.use_dynamic_loss_scaling",
+                    "amp_level": "AMP.level", "level": "AMP.level"}
+
+
+def harness_amp_overrides(key, value, item):
+    """ppir overrides (key, value) for a harness AMP override, or None if `key` is not one."""
+    parts = key.split(".")
+    if parts[0] != "amp" and key != "AMP":
+        return None
+    if len(parts) == 1:  # amp=None (off); amp=True/False also read as the switch
+        if value is None or isinstance(value, bool) or str(value).lower() == "none":
+            return [("AMP.enable", bool(value) and str(value).lower() != "none")]
+        raise ConfigError(f"override '{item}': {key} takes None (AMP off) or a boolean")
+    if len(parts) == 2 and parts[1] in HARNESS_AMP_KEYS:
+        return [("AMP.enable", True), (HARNESS_AMP_KEYS[parts[1]], value)]
+    raise ConfigError(f"unknown config key '{key}' (from override '{item}'); the harness AMP keys are "
+                      f"amp=None and amp.{', amp.'.join(HARNESS_AMP_KEYS)}")
+
+
 def apply_override(cfg, item):
     """Apply one `a.b.c=value` override in place; the key must already be allowed."""
     if "=" not in item:
         raise ConfigError(f"override '{item}' is not of the form key=value")
     key, text = item.split("=", 1)
+    mapped = harness_amp_overrides(key.strip(), parse_value(text.strip()), item)
+    if mapped is not None:
+        for ppir_key, value in mapped:
+            apply_override(cfg, f"{ppir_key}={value!r}")
+        return
     parts = key.strip().split(".")
     node = cfg
     for i, part in enumerate(parts[:-1]):

@@ -1,4 +1,19 @@
-"""One small registry class: names in configs map to classes, and unknown arguments are refused."""
+"""Every registry of ppir, and the one small class behind them: names in configs map to classes,
+and unknown arguments are refused.
+
+This module is a leaf (it imports nothing from ppir but the errors), so any layer can register
+into any registry without importing upward. A registry is filled by the package that assembles
+its members, and looked up through that package, which imports them all first:
+
+    registering                               looking up (populated)
+    NETWORKS    ppir/models/archs/*_arch.py   ppir.models (build_network)
+    MODELS      ppir/models/*_model.py        ppir.models (build_model)
+    LOSSES      ppir/losses/*.py              ppir.losses
+    METRICS     ppir/metrics/__init__.py      ppir.metrics (build_metrics)
+    DATASETS    ppir/data/*_dataset.py        ppir.data (build_dataset)
+    HOST_STEPS  ppir/data/edges.py, ict_data  ppir.data.host_steps (run_host_steps)
+    SCHEDULERS  ppir/engine/lr_scheduler.py   ppir.engine.lr_scheduler
+"""
 import inspect
 
 from ppir.errors import ConfigError
@@ -62,3 +77,12 @@ def check_kwargs(obj, kwargs, where):
     if unknown:
         accepted = ", ".join(n for n, p in params.items() if p.kind != p.VAR_POSITIONAL)
         raise ConfigError(f"{where}: unknown key(s) {', '.join(unknown)}; accepted: {accepted}")
+
+
+NETWORKS = Registry("network")
+MODELS = Registry("model")
+LOSSES = Registry("loss")
+METRICS = Registry("metric")
+DATASETS = Registry("dataset")
+HOST_STEPS = Registry("host step")
+SCHEDULERS = Registry("lr scheduler")

@@ -137,8 +137,8 @@ def test_inpaint_layout_masks_and_pairs(builds):
     pair list giving every test image one mask per bin; another seed draws other masks; the
     demo dataset class reads it all."""
     from ppir.data import DATASETS
-    from ppir.data.inpainting_dataset import read_pairs
     from ppir.data.masks import hole_ratio, read_mask
+    from ppir.data.pair_list import read_pairs
 
     root = builds["inpaint"]["a"]
     assert sorted(os.listdir(root)) == sorted([".complete", "manifest.json", "train", "test",

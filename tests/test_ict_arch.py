@@ -303,7 +303,7 @@ class _LogitsOnly(paddle.nn.Layer):
 
 def test_static_export_with_dynamic_shapes(tmp_path):
     """Both networks export with to_static (batch, sequence length and image size left dynamic)
-    and the saved programs reproduce dygraph exactly on a batch / length / size not fixed at
+    and the saved programs reproduce dygraph (to float32 rounding) on a batch / length / size not fixed at
     export time."""
     from paddle.static import InputSpec
 
@@ -316,12 +316,21 @@ def test_static_export_with_dynamic_shapes(tmp_path):
                     input_spec=[InputSpec([None, None], "int64"),
                                 InputSpec([None, None], "float32")])
     loaded = paddle.jit.load(str(tmp_path / "gpt"))
-    np.testing.assert_array_equal(loaded(idx, masks).numpy(), net(idx, masks).numpy())
+    # The saved program may run other (equally correct) CPU kernels than dygraph (oneDNN on
+    # AVX-512/AMX machines): equal up to float32 rounding over the longest reduction.
+    _assert_same_up_to_rounding(loaded(idx, masks).numpy(), net(idx, masks).numpy(), reduction=4 * 16)
 
     up = ICTUpsampler(residual_blocks=1)
     up.eval()
     x = paddle.rand([1, 6, 12, 20])
     paddle.jit.save(paddle.jit.to_static(up, full_graph=True), str(tmp_path / "up"),
                     input_spec=[InputSpec([None, 6, None, None], "float32")])
-    np.testing.assert_array_equal(paddle.jit.load(str(tmp_path / "up"))(x).numpy(),
-                                  up(x).numpy())
+    _assert_same_up_to_rounding(paddle.jit.load(str(tmp_path / "up"))(x).numpy(), up(x).numpy(),
+                                reduction=256 * 3 * 3)
+
+
+def _assert_same_up_to_rounding(got, want, reduction):
+    """|got - want| within the float32 rounding bound of a `reduction`-term dot product (n u
+    times the output scale), which two orders of summation may each reach."""
+    bound = 2 * reduction * np.finfo(np.float32).eps * max(np.abs(want).max(), 1.0)
+    np.testing.assert_allclose(got, want, rtol=0, atol=bound)

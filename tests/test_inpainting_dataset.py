@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 
 from ppir.data import DATASETS
-from ppir.data.inpainting_dataset import InpaintingDataset, read_pairs
+from ppir.data.inpainting_dataset import InpaintingDataset
 from ppir.data.masks import hole_ratio
+from ppir.data.pair_list import read_pairs
 from ppir.errors import ConfigError, DataError
 from tests.conftest import run_tool
 

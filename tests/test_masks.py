@@ -5,8 +5,8 @@ import cv2
 import numpy as np
 import pytest
 
-from ppir.data.masks import (MaskTransform, bin_names, generate_mask, hole_ratio, ratio_bin,
-                             read_mask)
+from ppir.data.masks import (MaskTransform, bin_names, generate_mask, hole_ratio, mask_from_array,
+                             ratio_bin, read_mask)
 from ppir.errors import ConfigError, DataError
 
 FIXTURE = os.path.join(os.path.dirname(__file__), "fixtures", "inpaint_mask_recipes.npz")
@@ -55,13 +55,57 @@ def test_recipe_flips_come_from_the_sample_rng(recipe_fixture):
 
 
 def test_read_mask_polarity_and_threshold(tmp_path):
-    """hole_value says which side of the threshold is the hole; the result is 1 = hole."""
-    img = np.array([[0, 100, 200, 255]], np.uint8)
+    """hole_value says which side of the threshold is the hole; the result is 1 = hole. A
+    many-level mask (anti-aliased edges around 0/255) is split at the threshold."""
+    img = np.array([[0] * 20 + [100, 200] + [255] * 20], np.uint8)
     path = str(tmp_path / "m.png")
     cv2.imwrite(path, img)
-    np.testing.assert_array_equal(read_mask(path, "white"), [[0, 0, 1, 1]])
-    np.testing.assert_array_equal(read_mask(path, "black"), [[1, 1, 0, 0]])
-    np.testing.assert_array_equal(read_mask(path, "white", threshold=0.0), [[0, 1, 1, 1]])
+    white = [[0] * 20 + [0, 1] + [1] * 20]
+    np.testing.assert_array_equal(read_mask(path, "white"), white)
+    np.testing.assert_array_equal(read_mask(path, "black"), 1 - np.array(white))
+    np.testing.assert_array_equal(read_mask(path, "white", threshold=0.0), [[0] * 20 + [1, 1] + [1] * 20])
+
+
+@pytest.mark.parametrize("encoding", ["bool", "uint8_01", "uint8_0255", "uint16", "uint16_01", "float",
+                                      "rgb", "rgba", "two_levels"])
+def test_mask_encodings_read_alike(encoding):
+    """Every usual encoding of the same binary mask gives the same holes; above all an 8-bit
+    0/1 file is not read as "no hole" (the network would return its input unchanged)."""
+    holes = np.zeros((6, 5), bool)
+    holes[1:4, 2:4] = True
+    arr = {"bool": holes, "uint8_01": holes.astype(np.uint8), "uint8_0255": holes * np.uint8(255),
+           "uint16": holes * np.uint16(65535), "uint16_01": holes.astype(np.uint16),
+           "float": holes.astype(np.float32), "rgb": np.repeat(holes[:, :, None] * np.uint8(255), 3, 2),
+           "rgba": np.dstack([np.repeat(holes[:, :, None] * np.uint8(255), 3, 2), np.full((6, 5), 255, np.uint8)]),
+           "two_levels": np.where(holes, 90, 10).astype(np.uint8)}[encoding]
+    np.testing.assert_array_equal(mask_from_array(arr, "white", "m"), holes)
+    np.testing.assert_array_equal(mask_from_array(arr, "black", "m"), ~holes)
+
+
+def test_mask_files_01_and_16bit_read_as_holes(tmp_path):
+    """The file path goes through the same decoding: 8-bit 0/1 and 16-bit PNGs keep their holes,
+    also through a dataset's resize (MaskTransform) where 0/1 values would vanish below a threshold."""
+    holes = np.zeros((8, 8), np.uint8)
+    holes[2:6, 2:6] = 1
+    cv2.imwrite(str(tmp_path / "01.png"), holes)
+    cv2.imwrite(str(tmp_path / "16.png"), holes.astype(np.uint16) * 65535)
+    for name in ("01.png", "16.png"):
+        assert read_mask(str(tmp_path / name)).sum() == 16
+        assert MaskTransform(4, "ctsdg")(str(tmp_path / name)).sum() == 4
+
+
+def test_ambiguous_and_transparent_masks_are_refused(tmp_path):
+    """A picture with many mid-gray values is not a binary mask: one line naming it, not a guess."""
+    ramp = np.tile(np.arange(0, 256, 8, dtype=np.uint8), (4, 1))
+    cv2.imwrite(str(tmp_path / "photo.png"), ramp)
+    with pytest.raises(DataError, match=r"ambiguous: \d+% of its values are mid-gray.*photo.png"):
+        read_mask(str(tmp_path / "photo.png"))
+    rgba = np.zeros((4, 4, 4), np.uint8)
+    rgba[:2, :, 3] = 255
+    with pytest.raises(DataError, match="transparent alpha.*layer"):
+        mask_from_array(rgba, "white", "layer")
+    with pytest.raises(DataError, match=r"float mask values.*\[0, 1\].*arr"):
+        mask_from_array(np.array([[0.0, 0.5, 2.0]]), "white", "arr")
 
 
 def test_read_mask_refuses_wrong_size_and_colour_masks(tmp_path):

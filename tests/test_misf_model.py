@@ -11,8 +11,8 @@ from ppir.engine.amp import NoAmp
 from ppir.engine.lr_scheduler import build_optimizers
 from ppir.engine.step import TrainStep
 from ppir.errors import CheckpointError, ConfigError
-from ppir.losses.vgg import seeded_vgg_state
 from ppir.models import build_model
+from ppir.models.archs.vgg_arch import seeded_vgg_state
 
 FIXTURES = os.path.join(os.path.dirname(__file__), "fixtures")
 # Official recipe: Adam 1e-4, betas (0, 0.9); D at 0.1 x the G rate.

@@ -11,8 +11,8 @@ from ppir.engine.amp import Amp, NoAmp
 from ppir.engine.lr_scheduler import build_optimizers
 from ppir.engine.step import TrainStep
 from ppir.errors import ConfigError
-from ppir.models import MODELS
 from ppir.models.base_model import TaskModel
+from ppir.registry import MODELS
 from tests.conftest import ROOT, tiny_overrides
 from tests.test_trainer import DEMO_CFG
 
@@ -78,6 +78,39 @@ def test_per_network_optimizers_and_schedules():
     cfg["LRScheduler"] = {"generator": 1e-3, "discriminator": 1e-4, "critic": 1e-4}
     with pytest.raises(ConfigError, match="unknown critic"):
         build_optimizers(cfg, model)
+
+
+@pytest.mark.parametrize("generator, message", [
+    ("{name: Adam, betta: 0.9}", r"^Optimizer.generator \(Adam\): unknown key\(s\) betta;"),
+    ("{name: Adamm}", r"^Optimizer.generator: unknown name 'Adamm'"),
+    ("{name: Adam, learning_rate: 0.1}", r"^Optimizer.generator.learning_rate is not used"),
+])
+def test_per_network_optimizer_typo_is_named_by_its_key_path(tmp_path, generator, message):
+    """A per-network Optimizer under a _base_ file's shared one (MISF's configs) used to be read
+    as the shared spec with two unknown keys, "unknown key(s) generator"; the real culprit is
+    named by its key path, before the output dir exists."""
+    from ppir.engine.trainer import Trainer
+
+    cfg_file = tmp_path / "misf_typo.yml"
+    cfg_file.write_text(f"_base_: {os.path.join(ROOT, 'configs', 'demo', 'misf_demo.yml')}\n"
+                        f"Global: {{output_dir: {tmp_path / 'out'}}}\n"
+                        f"Model: {{networks: {{generator: {{name: MISFGenerator, residual_blocks: 1}}}}}}\n"
+                        f"Optimizer:\n  generator: {generator}\n")
+    with pytest.raises(ConfigError, match=message):
+        Trainer(load_config(str(cfg_file)))
+    assert not (tmp_path / "out").exists()
+
+
+def test_per_network_specs_take_a_base_files_shared_keys():
+    """Shared keys (the _base_'s `name: Adam, beta1: 0.0`) are the per-network entries' defaults;
+    a network without an entry uses the shared spec; an entry naming another class stands alone."""
+    from ppir.engine.lr_scheduler import _per_network
+
+    shared = {"name": "Adam", "beta1": 0.0, "beta2": 0.9}
+    specs = _per_network("Optimizer", dict(shared, generator={"beta2": 0.99}), ["generator", "discriminator"])
+    assert specs == {"generator": dict(shared, beta2=0.99), "discriminator": shared}
+    specs = _per_network("Optimizer", dict(shared, discriminator={"name": "SGD"}), ["generator", "discriminator"])
+    assert specs["discriminator"] == {"name": "SGD"}
 
 
 def test_step_uses_only_the_named_network_and_keeps_other_gradients():

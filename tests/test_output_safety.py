@@ -151,12 +151,14 @@ def test_infer_replaces_only_files_it_wrote(export_dir, data, tmp_path, capsys):
 
 def test_infer_refuses_existing_file_output_for_a_folder_before_inference(export_dir, data, tmp_path, capsys,
                                                                           monkeypatch):
-    """`--input dir/ --output existing.png` is refused before the model is even loaded (it used to
-    fail after the whole inference), and the file is untouched."""
+    """`--input dir/ --output existing.png` is refused before any image is run (it used to fail
+    after the whole inference), and the file is untouched."""
     target = tmp_path / "existing.png"
     target.write_bytes(b"keep")
     infer = _tool("infer")
-    monkeypatch.setattr(infer, "Predictor", lambda *a, **k: pytest.fail("the model was loaded"))
+    from ppir.inference import api
+
+    monkeypatch.setattr(api.ExportedModel, "run", lambda *a, **k: pytest.fail("the model ran"))
     from ppir.errors import run_cli
 
     with pytest.raises(SystemExit) as info:
@@ -195,17 +197,50 @@ def test_predict_refuses_its_input_folder_and_skips_bad_images(weights, data, tm
     assert sorted(os.listdir(tmp_path / "out")) == [".ppir-outputs", "img_1.png", "img_2.png"]
 
 
+def test_infer_folder_run_goes_on_past_a_tiny_image(export_dir, data, tmp_path, capsys):
+    """A 7x5 image that sorts first is padded up and restored at its own size; the rest of the
+    folder follows (a tiny file used to abort the whole run before any image was written)."""
+    cv2.imwrite(str(data / "noisy" / "a_tiny.png"), np.full((7, 5, 3), 128, np.uint8))
+    out = tmp_path / "out"
+    code, _, _ = cli("infer", ["--model_dir", export_dir, "--input", data / "noisy", "--output", out,
+                               "--quiet"], capsys)
+    assert code == 0
+    assert sorted(os.listdir(out)) == [".ppir-outputs", "a_tiny.png", "img_0.png", "img_1.png", "img_2.png"]
+    assert cv2.imread(str(out / "a_tiny.png")).shape == (7, 5, 3)
+
+
+@pytest.mark.parametrize("argv, fragment", [
+    (["--output", "{file}/out"], "is a file, not a folder"),
+    (["--tile_overlap", "-4"], "--tile_overlap must be >= 0, got -4"),
+    (["--tile", "30"], "--tile 30 must be a positive multiple of 4"),
+])
+def test_infer_argument_mistakes_name_the_real_culprit(export_dir, data, tmp_path, capsys, argv, fragment):
+    """An --output below a regular file, a negative overlap, a tile the model cannot take: each is
+    refused before any image is read, naming the flag at fault (a negative overlap used to blame
+    the tile size; an output below a file raised NotADirectoryError)."""
+    (tmp_path / "plain.txt").write_text("x")
+    argv = [a.replace("{file}", str(tmp_path / "plain.txt")) for a in argv]
+    if "--output" not in argv:
+        argv += ["--output", str(tmp_path / "out")]
+    code, _, err = cli("infer", ["--model_dir", export_dir, "--input", data / "noisy", *argv], capsys)
+    assert code == 2 and fragment in err[-1], err  # argparse prints its usage above the line
+    assert not (tmp_path / "out").exists()
+
+
 # ---- deploy/infer.py: resources ---------------------------------------------------------------
 
 def test_infer_out_of_memory_is_one_line_suggesting_tiles(export_dir, data, tmp_path, capsys, monkeypatch):
     """An image too large to run whole (the allocation fails) gets one line naming the image and
     its size and suggesting --tile, not a traceback."""
+    from ppir.inference import predictor
+
     infer = _tool("infer")
 
-    def fail(self, x):
+    def fail(self, feeds):
         raise MemoryError("std::bad_alloc")
 
-    monkeypatch.setattr(infer.Predictor, "run", fail)
+    monkeypatch.setattr(predictor.PaddlePredictor, "run", fail)
+    monkeypatch.setattr(predictor.OnnxPredictor, "run", fail)
     from ppir.errors import run_cli
 
     with pytest.raises(SystemExit) as info:
@@ -213,7 +248,7 @@ def test_infer_out_of_memory_is_one_line_suggesting_tiles(export_dir, data, tmp_
                              "--output", str(tmp_path / "o.png"), "--cpu_threads", "1"])
     err = capsys.readouterr().err.strip().splitlines()
     assert info.value.code == 2 and len(err) == 1
-    assert "img_0.png (32x32) does not fit in memory untiled; pass --tile 512" in err[0]
+    assert "img_0.png" in err[0] and "(32x32) does not fit in memory untiled; pass --tile 512" in err[0]
 
 
 @pytest.mark.parametrize("exc, shape, tile, expected", [
@@ -222,15 +257,18 @@ def test_infer_out_of_memory_is_one_line_suggesting_tiles(export_dir, data, tmp_
      "a.png (64x64) does not fit in memory with --tile 256; pass --tile 128"),
     (RuntimeError("ResourceExhaustedError: Out of memory error on CPU"), (2, 3, 64, 64), None,
      "(batch of 2; or pass --batch_size 1); pass --tile 512"),
-    (RuntimeError("shape [1, 3] does not match"), None, None, None),
+    (RuntimeError("shape [1, 3] does not match"), (1, 3, 8, 8), None, None),
 ])
 def test_out_of_memory_is_recognised_and_explained(exc, shape, tile, expected):
     """Allocation failures of numpy, Paddle and onnxruntime are told apart from other errors, and
-    the line says what was tried and what to pass instead (a tile the model's multiple allows)."""
-    infer = _tool("infer")
-    assert infer.is_out_of_memory(exc) == (expected is not None)
-    if expected:
-        assert expected in str(infer.out_of_memory_error("a.png", shape, tile, multiple=8))
+    the line says what was tried and what to pass instead (a tile the model's multiple allows);
+    any other backend exception becomes a one-line ExportError, never a raw traceback."""
+    from ppir.errors import DataError, ExportError
+    from ppir.inference.api import _graph_failure
+
+    error = _graph_failure(exc, "a.png", shape, tile, multiple=8)
+    assert isinstance(error, DataError if expected else ExportError)
+    assert (expected or "failed in the model") in str(error)
 
 
 def test_unwritable_output_folder_is_one_line(export_dir, data, tmp_path, capsys, monkeypatch):
@@ -318,9 +356,9 @@ def test_infer_model_dir_that_is_a_file(export_dir, data, tmp_path, capsys):
 # ---- tools/eval.py ----------------------------------------------------------------------------
 
 @pytest.mark.parametrize("save_dir, fragment", [
-    (".", "is the Eval dataset folder"),
-    ("noisy/..", "is the Eval dataset folder"),
-    ("gt/restored", "lies inside the Eval dataset folder"),
+    (".", "is the Eval.dataset.root folder"),
+    ("noisy/..", "is the Eval.dataset.root folder"),
+    ("gt/restored", "lies inside the Eval.dataset.root folder"),
 ])
 def test_eval_save_dir_never_writes_into_the_dataset(weights, data, capsys, monkeypatch, save_dir, fragment):
     """`tools/eval.py --save_dir` at or inside the Eval dataset used to write the restored images
@@ -349,6 +387,75 @@ def test_eval_save_dir_replaces_only_images_it_wrote(weights, data, tmp_path, ca
     code, _, err = cli("eval", [*args[:-1], tmp_path / "other"], capsys)
     assert_one_line(code, err, "img_1.png exists and ppir did not write it")
     assert stranger.read_bytes() == b"a user's image"
+
+
+def _paired(data):
+    return (f"Eval.dataset={{'name': 'PairedImageDataset', 'root': '{data}', "
+            "'input_dir': 'noisy', 'target_dir': 'gt'}")
+
+
+@pytest.mark.parametrize("target, fragment", [
+    ("weights", "is the Global.pretrained_model file"),
+    ("checkpoint", "lies inside the Global.pretrained_model folder"),
+    ("gt/img_1.png", "lies inside the Eval.dataset.root folder"),
+    ("config", "is the -c file"),
+])
+def test_eval_json_never_lands_on_what_it_reads(weights, data, tmp_path, capsys, target, fragment):
+    """`tools/eval.py --json` used to write wherever it was told: onto the weights it evaluated
+    (a checkpoint's model.pdparams became JSON), onto a dataset file, onto the config. Refused
+    before any work, every byte unchanged."""
+    ckpt = tmp_path / "iter_6"
+    ckpt.mkdir()
+    shutil.copy(weights, ckpt / "model.pdparams")
+    config = tmp_path / "cfg.yml"
+    config.write_text(f"_base_: {os.path.abspath(DEMO_CFG)}\n")
+    pretrained = ckpt if target == "checkpoint" else weights
+    json_path = {"weights": weights, "checkpoint": ckpt / "model.pdparams", "config": config}.get(target, data / target)
+    before = [snapshot(data), snapshot(tmp_path / "iter_6"), weights.read_bytes(), config.read_bytes()]
+    code, _, err = cli("eval", ["-c", config, "-o", *TINY, f"Global.pretrained_model={pretrained}", _paired(data),
+                                "--json", json_path], capsys)
+    assert_one_line(code, err, "--json", fragment)
+    assert [snapshot(data), snapshot(tmp_path / "iter_6"), weights.read_bytes(), config.read_bytes()] == before
+
+
+def test_eval_json_replaces_a_user_file_only_with_overwrite(weights, data, tmp_path, capsys):
+    """An existing file ppir did not write needs --overwrite; eval's own JSON is replaced on a rerun."""
+    import json
+
+    notes = tmp_path / "notes.json"
+    notes.write_text("my notes")
+    args = [*CFG, f"Global.pretrained_model={weights}", _paired(data), "--json", notes]
+    code, _, err = cli("eval", args, capsys)
+    assert_one_line(code, err, "--json", "notes.json exists and ppir did not write it", "--overwrite")
+    assert notes.read_text() == "my notes"
+    assert cli("eval", [*args, "--overwrite"], capsys)[0] == 0
+    assert set(json.loads(notes.read_text())) == {"inputs", "outputs"}
+    own = tmp_path / "scores.json"
+    assert cli("eval", [*args[:-1], own], capsys)[0] == 0
+    assert cli("eval", [*args[:-1], own], capsys)[0] == 0
+
+
+# ---- benchmark scripts ------------------------------------------------------------------------
+
+def test_benchmark_outputs_go_through_the_guard(tmp_path, capsys):
+    """The benchmarks' --out / --json never replace the config they read or a user's file
+    (refused before any timing), and write their own file atomically."""
+    notes = tmp_path / "notes.md"
+    notes.write_text("mine")
+    config = tmp_path / "cfg.yml"
+    config.write_text(f"_base_: {os.path.abspath(DEMO_CFG)}\n")
+    deploy = _load_script("ppir_bench_deploy", os.path.join(ROOT, "benchmark", "bench_deploy.py"))
+    sampling = _load_script("ppir_bench_sampling", os.path.join(ROOT, "benchmark", "bench_ict_sampling.py"))
+    from ppir.errors import run_cli
+
+    for main, argv, fragment in [(deploy.main, ["-c", config, "--out", config], "is the -c file"),
+                                 (sampling.main, ["--json", notes], "notes.md exists and ppir did not write it")]:
+        capsys.readouterr()
+        with pytest.raises(SystemExit) as info:
+            run_cli(main, [str(a) for a in argv])
+        err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+        assert_one_line(info.value.code, err, fragment)
+    assert notes.read_text() == "mine" and config.read_text().startswith("_base_")
 
 
 # ---- tools/convert_weights.py -----------------------------------------------------------------

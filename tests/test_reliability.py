@@ -92,3 +92,89 @@ def test_dying_worker_fails_the_launch_and_auto_resume_recovers(tmp_path, demo_d
     assert os.readlink(out / "latest") == "iter_4"
     assert launch(target=tmp_path / "straight").returncode == 0
     assert_same_weights(tmp_path / "straight" / "latest", out / "latest")
+
+
+# ---- non-finite values: caught by TrainStep for every task model, never raised -------------------
+
+def _nan_batch(rng, size):
+    """A finite synthetic training batch of each task model's keys (2 samples)."""
+    import numpy as np
+
+    image = rng.random((2, 3, size, size)).astype("float32")
+    mask = np.zeros((2, 1, size, size), "float32")
+    mask[:, :, size // 4:size // 2, size // 4:size // 2] = 1
+    batch = {"input": image, "target": image, "mask": mask, "prior": image,
+             "edge": rng.random((2, 2, size, size)).astype("float32"),
+             "tokens": rng.integers(0, 8, (2, 16)), "token_mask": (rng.random((2, 16)) < 0.5).astype("float32")}
+    return {k: paddle.to_tensor(v) for k, v in batch.items()}
+
+
+@pytest.mark.parametrize("config, size, overrides", [
+    ("configs/demo/mirnetv2_demo.yml", 32, ["Model.network.n_feat=16"]),
+    ("configs/demo/misf_demo.yml", 32, ["Model.networks.generator.residual_blocks=1"]),
+    ("configs/demo/ctsdg_demo.yml", 128, []),  # the smallest size CTSDG's generator takes
+    ("configs/demo/ict_demo.yml", 32, ["Model.palette={tmp}/palette.npy", "Model.prior_size=4",
+                                       "Model.networks.transformer.vocab_size=8",
+                                       "Model.networks.transformer.block_size=16",
+                                       "Model.networks.transformer.n_layer=1",
+                                       "Model.networks.generator.residual_blocks=1"]),
+])
+def test_every_task_model_skips_a_non_finite_step_without_raising(tmp_path, config, size, overrides):
+    """NaN weights make every loss NaN (GAN BCE included, which Paddle's kernel refuses with a
+    ValueError): the step must come back as None (skipped) and no optimizer may move a weight."""
+    import numpy as np
+
+    from ppir.config import load_config
+    from ppir.engine.amp import NoAmp
+    from ppir.engine.lr_scheduler import build_optimizers
+    from ppir.engine.step import TrainStep
+    from ppir.models import build_model
+
+    np.save(tmp_path / "palette.npy", np.linspace(-1, 1, 24, dtype="float32").reshape(8, 3))
+    cfg = load_config(os.path.join(ROOT, config), [o.format(tmp=tmp_path) for o in overrides])
+    paddle.seed(0)
+    model = build_model(cfg)
+    optimizers, schedulers = build_optimizers(cfg, model)
+    for name in model.trainable():  # poison the first weight of every trained network
+        first = next(p for p in model.networks[name].parameters() if not p.stop_gradient)
+        first.set_value(paddle.full_like(first, float("nan")))
+    before = {(n, k): v.numpy().copy() for n, net in model.networks.items() for k, v in net.state_dict().items()}
+    model.set_train(True)
+    step = TrainStep(model.networks, optimizers, NoAmp(), schedulers=schedulers)
+    assert model.train_step(_nan_batch(np.random.default_rng(0), size), step) is None
+    for (n, k), v in before.items():
+        if "weight_u" in k or "weight_v" in k or "_mean" in k or "_variance" in k:
+            continue  # power-iteration and BatchNorm buffers move in any training forward
+        np.testing.assert_array_equal(model.networks[n].state_dict()[k].numpy(), v, err_msg=f"{n}.{k} stepped")
+
+
+def test_nan_score_never_becomes_best_and_the_stop_names_the_last_good_checkpoint(tmp_path, demo_denoise,
+                                                                                   monkeypatch):
+    """A NaN evaluation is not best (the comparison `x - nan > 0` is always false, so a NaN best
+    could never be replaced), its checkpoint is marked, and a later stop names the newest
+    checkpoint whose weights and scores are finite, not merely the latest one."""
+    from ppir.config import load_config
+    from ppir.engine.trainer import Trainer, TrainingStopped
+
+    cfg = load_config(os.path.join(ROOT, DEMO_CFG), tiny_overrides(demo_denoise, tmp_path / "run", 8)
+                      + ["Global.eval_interval=2", "Global.max_nonfinite_steps=1"])
+    trainer = Trainer(cfg)
+    scores = iter([float("nan"), 20.0, float("nan")])
+    monkeypatch.setattr(trainer.evaluator, "run", lambda save_dir=None: {"psnr": next(scores), "runtime": 0.0})
+    monkeypatch.setattr(trainer.evaluator, "input_scores", lambda: {"psnr": 10.0})
+    real_step, calls = trainer.model.train_step, []
+
+    def poisoned_step(batch, step):
+        calls.append(1)
+        if len(calls) == 7:
+            batch = dict(batch, input=batch["input"] * float("nan"))
+        return real_step(batch, step)
+
+    monkeypatch.setattr(trainer.model, "train_step", poisoned_step)
+    with pytest.raises(TrainingStopped, match=r"at iteration 7; last checkpoint with finite weights and scores: "
+                                              r".*run/iter_4$"):
+        trainer.train()
+    assert trainer.best["metric"] == 20.0 and trainer.best["iter"] == 4
+    assert os.readlink(tmp_path / "run" / "best_model") == "iter_4"
+    log = (tmp_path / "run" / "train.log").read_text()
+    assert "psnr is NaN; iter_6 cannot become best_model" in log and "best psnr nan" not in log

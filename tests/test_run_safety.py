@@ -16,7 +16,7 @@ from ppir.config import load_config
 from ppir.engine.checkpoint import CheckpointManager, is_complete
 from ppir.engine.run_dir import RunDirBusy, RunLock, claim_output_dir
 from ppir.engine.trainer import config_changes
-from ppir.errors import CheckpointError, ConfigError
+from ppir.errors import CheckpointError, ConfigError, PpirError
 from tests.conftest import ROOT, run_tool, tiny_overrides
 from tests.test_cli_errors import assert_one_line_error
 from tests.test_reliability import straight_run  # noqa: F401  (module fixture: a 6-iteration run)
@@ -122,8 +122,48 @@ def test_rerun_into_an_existing_run_is_refused_and_archive_keeps_it(tmp_path, de
 def test_output_dir_inside_a_dataset_is_refused(demo_denoise):
     res = run_tool("tools/train.py", "-c", DEMO_CFG, "-o",
                    *tiny_overrides(demo_denoise, os.path.join(demo_denoise, "run"), 1))
-    assert_one_line_error(res, "is inside the dataset", "never writes into a dataset")
+    assert_one_line_error(res, "Global.output_dir", "lies inside the Train.dataset.root folder",
+                          "refusing to write into data ppir reads")
     assert not os.path.exists(os.path.join(demo_denoise, "run"))
+
+
+def _inpainting_cfg(tmp_path, **train_dataset):
+    data = tmp_path / "data"
+    for sub in ("images", "masks", "eval_masks", "palette_images"):
+        (data / sub).mkdir(parents=True, exist_ok=True)
+    (data / "pairs.txt").write_text("a.png m.png 0%-20%\n")
+    dataset = {"name": "InpaintingDataset", "root": str(data / "images"), "mask_root": str(data / "masks")}
+    return {"Global": {"output_dir": str(tmp_path / "out"), "pretrained_model": None},
+            "Train": {"dataset": {"name": "ICTPriorDataset", "palette": {"images": str(data / "palette_images")},
+                                  "dataset": dict(dataset, **train_dataset)}},
+            "Eval": {"dataset": dict(dataset, mask_root=str(data / "eval_masks"), pairs=str(data / "pairs.txt"))}}
+
+
+@pytest.mark.parametrize("where, key", [("masks", "Train.dataset.dataset.mask_root"),
+                                        ("eval_masks", "Eval.dataset.mask_root"),
+                                        ("palette_images", "Train.dataset.palette.images"),
+                                        ("pairs.txt", "Eval.dataset.pairs")])
+def test_output_dir_in_any_dataset_path_is_refused(tmp_path, where, key):
+    """Every dataset path the config names guards the output dir, not only `root`: with
+    save_val_images a run inside the mask folder would turn its validation PNGs into masks."""
+    from ppir.engine.trainer import check_output_dir
+
+    cfg = _inpainting_cfg(tmp_path)
+    cfg["Global"]["output_dir"] = str(tmp_path / "data" / where / "run") if "." not in where else \
+        str(tmp_path / "data" / where)
+    with pytest.raises(PpirError, match=f"Global.output_dir .* the {key}"):
+        check_output_dir(cfg)
+    cfg["Global"]["output_dir"] = str(tmp_path / "out")
+    check_output_dir(cfg)  # outside every dataset: fine
+
+
+def test_dataset_under_the_runs_image_folder_is_refused(tmp_path):
+    """A dataset inside <output_dir>/val_images would be overwritten by the next validation."""
+    from ppir.engine.trainer import check_output_dir
+
+    cfg = _inpainting_cfg(tmp_path, mask_root=str(tmp_path / "out" / "val_images" / "iter_10"))
+    with pytest.raises(ConfigError, match=r"Train.dataset.dataset.mask_root .* lies inside .*val_images"):
+        check_output_dir(cfg)
 
 
 def test_unwritable_output_dir_is_one_line(tmp_path, demo_denoise):

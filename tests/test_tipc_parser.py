@@ -5,6 +5,7 @@ scripts use them; nothing here trains or runs a model.
 """
 import glob
 import os
+import re
 import subprocess
 import sys
 
@@ -505,6 +506,37 @@ def test_tipc_amp_switches_override_the_amp_section():
                              "Global.use_dynamic_loss_scaling=False"])
     assert amp_settings(tipc) == (True, 512.0, False)
     assert amp_settings(load_config(cfg, ["AMP.enable=True", "Global.use_amp=False"]))[0] is False
+
+
+@pytest.mark.parametrize("overrides, expected", [
+    (["amp=None"], (False, 1024.0, True)),                        # PaddleOCR/PaddleClas harness, AMP off
+    (["AMP=None"], (False, 1024.0, True)),
+    (["AMP.enable=True", "amp=None"], (False, 1024.0, True)),
+    (["amp.scale_loss=128.0", "amp.use_dynamic_loss_scaling=False", "amp.amp_level=O2"], (True, 128.0, False)),
+])
+def test_harness_variant_amp_keys_are_amp_settings(overrides, expected):
+    """The AMP overrides other harnesses of the family append map onto ppir's AMP settings (they
+    used to fail every train command as unknown keys); `amp.amp_level` sets AMP.level."""
+    from ppir.config import load_config
+    from ppir.engine.amp import amp_settings
+
+    cfg = load_config(os.path.join(ROOT, "configs", "demo", "mirnetv2_demo.yml"), overrides)
+    assert amp_settings(cfg) == expected
+    assert cfg["AMP"]["level"] == ("O2" if "amp.amp_level=O2" in overrides else "O1")
+
+
+@pytest.mark.parametrize("override, fragment", [
+    ("amp.scale_los=1.0", "unknown config key 'amp.scale_los'"),
+    ("amp=3", "amp takes None (AMP off) or a boolean"),
+    ("ampp=None", "unknown config key 'ampp'"),
+    ("Global.use_ampp=True", "unknown config key 'Global.use_ampp'"),
+])
+def test_other_amp_like_keys_stay_errors(override, fragment):
+    from ppir.config import load_config
+    from ppir.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=re.escape(fragment)):
+        load_config(os.path.join(ROOT, "configs", "demo", "mirnetv2_demo.yml"), [override])
 
 
 @pytest.mark.parametrize("demo", ["mimounet_demo.yml", "misf_demo.yml"])

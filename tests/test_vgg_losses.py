@@ -8,8 +8,8 @@ import pytest
 
 from ppir.errors import CheckpointError, ConfigError
 from ppir.losses import LOSSES
-from ppir.losses.vgg import build_vgg, layer_names, seeded_vgg_state
 from ppir.models import build_network
+from ppir.models.archs.vgg_arch import build_vgg, layer_names, seeded_vgg_state
 from ppir.models.convert import convert_state_dict
 from tests.conftest import assert_reprod_close
 

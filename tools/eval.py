@@ -1,8 +1,9 @@
 """Evaluate a checkpoint on the config's Eval dataset with the paper's metric protocol.
 
     python tools/eval.py -c configs/mirnetv2_sidd.yml -o Global.pretrained_model=output/mirnetv2_sidd/best_model
-    options: --ensemble (x8 flip/rotate self-ensemble), --runtime (per-image time), --save_dir DIR [--overwrite],
-             --json FILE (the scores, per hole-ratio bin for inpainting, as JSON)
+    options: --ensemble (x8 flip/rotate self-ensemble), --runtime (per-image time), --save_dir DIR,
+             --json FILE (the scores, per hole-ratio bin for inpainting, as JSON), --overwrite (replace
+             files ppir did not write). Nothing is written onto or into what the run reads.
 """
 import argparse
 import os
@@ -18,7 +19,8 @@ def parse_args(argv):
     parser.add_argument("--ensemble", action="store_true", help="x8 geometric self-ensemble")
     parser.add_argument("--runtime", action="store_true", help="report seconds per image")
     parser.add_argument("--save_dir", default=None, help="write the restored images here")
-    parser.add_argument("--overwrite", action="store_true", help="replace existing images ppir did not write")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace existing files (images, --json) that ppir did not write")
     parser.add_argument("--json", default=None, help="also write the scores (inputs and outputs) to this JSON file")
     return parser.parse_args(argv)
 
@@ -28,25 +30,28 @@ def planned_images(dataset, save_dir):
     return [os.path.join(save_dir, os.path.splitext(dataset.name(i))[0] + ".png") for i in range(len(dataset))]
 
 
-def dataset_paths(dataset):
-    """The folders and files an Eval dataset reads, whatever its kind (paired: root and pair
-    files; inpainting: root, image folder, mask folder and mask files)."""
-    paths = [getattr(dataset, name, None) for name in ("root", "image_folder", "mask_root")]
-    paths += [p for pair in getattr(dataset, "pairs", ()) for p in pair]
-    paths += list(getattr(dataset, "mask_files", ()))
-    return [p for p in paths if isinstance(p, str)]
+def run_reads(cfg, args, dataset=None):
+    """What an evaluation reads: every path the config names (datasets, palettes, weights), the
+    config file, and the built Eval dataset's files (pair lists resolved, mask files)."""
+    from ppir.data.reads import config_reads
+
+    reads = config_reads(cfg, args.config)
+    if dataset is not None:
+        paths = [getattr(dataset, name, None) for name in ("root", "image_folder", "mask_root")]
+        paths += [p for pair in getattr(dataset, "pairs", ()) for p in pair]
+        paths += list(getattr(dataset, "mask_files", ()))
+        reads += [(p, "Eval dataset") for p in paths if isinstance(p, str)]
+    return reads
 
 
-def check_save_dir(cfg, args, dataset):
-    """Refuse, before any work, a --save_dir whose images would land in the Eval dataset (or on
-    the weights or config), or replace files ppir did not write; returns the planned files."""
+def check_save_dir(args, dataset, reads):
+    """Refuse, before any work, a --save_dir whose images would land on or in what the run reads,
+    or replace files ppir did not write; returns the planned files."""
     from ppir.utils.paths import check_outputs, refuse_overlap
 
     if os.path.exists(args.save_dir) and not os.path.isdir(args.save_dir):
         raise DataError(f"--save_dir {args.save_dir} is a file, not a folder")
     images = planned_images(dataset, args.save_dir)
-    reads = [(args.config, "-c"), (cfg["Global"]["pretrained_model"], "Global.pretrained_model")]
-    reads += [(p, "Eval dataset") for p in dataset_paths(dataset)]
     refuse_overlap([(args.save_dir, "--save_dir")] + [(p, "--save_dir") for p in images], reads)
     check_outputs(images, args.overwrite, "--save_dir")
     return images
@@ -61,16 +66,17 @@ def main(argv=None):
     from ppir.metrics.inpainting import format_table, write_table_json
     from ppir.utils.paths import record_outputs
 
-    if args.save_dir:
-        images = check_save_dir(cfg, args, build_eval_dataset(cfg))
-    if args.json:
-        from ppir.utils.paths import refuse_overlap
+    from ppir.utils.paths import check_output_file
 
-        refuse_overlap([(args.json, "--json")], [(cfg["Eval"]["dataset"].get("root"), "Eval dataset"),
-                                                  (args.config, "-c")])
+    dataset = build_eval_dataset(cfg)
+    reads = run_reads(cfg, args, dataset)
+    if args.save_dir:
+        images = check_save_dir(args, dataset, reads)
+    if args.json:
+        check_output_file(args.json, "--json", reads + [(args.save_dir, "--save_dir")], args.overwrite)
     model = build_trained_model(cfg)
     weights = cfg["Global"]["pretrained_model"]
-    evaluator = Evaluator(cfg, model)
+    evaluator = Evaluator(cfg, model, dataset)
     if args.save_dir:
         record_outputs(images, "--save_dir")
     scores = evaluator.run(save_dir=args.save_dir, ensemble=args.ensemble)

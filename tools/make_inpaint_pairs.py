@@ -17,10 +17,10 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from ppir.data.inpainting_dataset import (LAYOUTS, find_images, make_pairs,  # noqa: E402
-                                         write_pairs)
+from ppir.data.inpainting_dataset import LAYOUTS, find_images  # noqa: E402
 from ppir.data.masks import (DEFAULT_BIN_EDGES, bin_names, check_bin_edges, hole_ratio,  # noqa: E402
                              list_masks, ratio_bin, read_mask)
+from ppir.data.pair_list import make_pairs, write_pairs  # noqa: E402
 from ppir.errors import DataError, run_cli  # noqa: E402
 
 
@@ -41,7 +41,7 @@ def masks_by_bin(mask_root, edges, hole_value="white", threshold=0.5):
     return binned
 
 
-def main(argv=None):
+def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--root", required=True, help="dataset folder")
     parser.add_argument("--layout", choices=LAYOUTS, default="folder")
@@ -55,7 +55,11 @@ def main(argv=None):
     parser.add_argument("--hole-value", choices=("white", "black"), default="white")
     parser.add_argument("--threshold", type=float, default=0.5)
     parser.add_argument("--modulo", action="store_true", help="image i gets mask i %% n")
-    args = parser.parse_args(argv)
+    return parser.parse_args(argv)
+
+
+def main(argv=None):
+    args = parse_args(argv)
     edges = check_bin_edges(args.bins.split(","), "--bins")
     _, images = find_images(args.root, args.layout, args.split, args.image_dir)
     binned = masks_by_bin(args.masks, edges, args.hole_value, args.threshold)

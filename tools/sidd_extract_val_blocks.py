@@ -70,12 +70,16 @@ def extract(noisy_mat, gt_mat, dst):
     return n_img * n_blk
 
 
-def main(argv=None):
+def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--noisy", required=True, help="ValidationNoisyBlocksSrgb.mat")
     parser.add_argument("--gt", required=True, help="ValidationGtBlocksSrgb.mat")
     parser.add_argument("--dst", required=True, help="output folder; gets input/ and groundtruth/")
-    args = parser.parse_args(argv)
+    return parser.parse_args(argv)
+
+
+def main(argv=None):
+    args = parse_args(argv)
     n = extract(args.noisy, args.gt, args.dst)
     print(f"wrote {n} block pairs to {args.dst}")
     return 0

@@ -119,14 +119,18 @@ def make_patches(src, dst, patch=512, overlap=128, workers=1):
     return total
 
 
-def main(argv=None):
+def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--src", required=True, help="SIDD_Medium_Srgb/Data (one folder per scene)")
     parser.add_argument("--dst", required=True, help="output folder; gets input/ and groundtruth/")
     parser.add_argument("--patch", type=int, default=512)
     parser.add_argument("--overlap", type=int, default=128)
     parser.add_argument("--workers", type=int, default=1, help="parallel processes")
-    args = parser.parse_args(argv)
+    return parser.parse_args(argv)
+
+
+def main(argv=None):
+    args = parse_args(argv)
     total = make_patches(args.src, args.dst, args.patch, args.overlap, args.workers)
     print(f"wrote {total} patch pairs to {args.dst}")
     return 0

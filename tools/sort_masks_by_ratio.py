@@ -39,7 +39,7 @@ def sort_masks(src, out, edges=DEFAULT_BIN_EDGES, hole_value="white", threshold=
     return counts, skipped
 
 
-def main(argv=None):
+def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--src", required=True, help="mask folder (read only)")
     parser.add_argument("--out", required=True, help="output folder, outside --src")
@@ -48,7 +48,11 @@ def main(argv=None):
     parser.add_argument("--hole-value", choices=("white", "black"), default="white",
                         help="hole colour in the files (NVIDIA test masks: white)")
     parser.add_argument("--threshold", type=float, default=0.5)
-    args = parser.parse_args(argv)
+    return parser.parse_args(argv)
+
+
+def main(argv=None):
+    args = parse_args(argv)
     edges = check_bin_edges(args.bins.split(","), "--bins")
     counts, skipped = sort_masks(args.src, args.out, edges, args.hole_value, args.threshold)
     summary = ", ".join(f"{b}: {n}" for b, n in counts.items())

@@ -1,12 +1,13 @@
-"""Datasets and the loaders the trainer and evaluator use."""
+"""Datasets and the loaders the trainer and evaluator use.
+
+Importing this package registers every dataset in `DATASETS` and every host step in
+`HOST_STEPS` (ppir/registry.py): `ppir.data.host_steps.run_host_steps` can rely on it, since a
+package's modules always run after its __init__."""
 import numpy as np
 
-from ppir.registry import Registry
-
-DATASETS = Registry("dataset")
-
-from ppir.data import ict_data, inpainting_dataset, paired_dataset  # noqa: E402,F401
-from ppir.data.transforms import Mixup  # noqa: E402
+from ppir.data import edges, ict_data, inpainting_dataset, paired_dataset  # noqa: F401  (registers)
+from ppir.data.transforms import Mixup
+from ppir.registry import DATASETS
 
 
 def build_dataset(cfg, where):

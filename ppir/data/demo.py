@@ -396,8 +396,8 @@ def _write_png(path, img_rgb_or_gray):
 
 
 def _build_inpaint(seed, out_root):
-    from ppir.data.inpainting_dataset import make_pairs, write_pairs
     from ppir.data.masks import DEFAULT_BIN_EDGES, bin_names, generate_mask, hole_ratio
+    from ppir.data.pair_list import make_pairs, write_pairs
 
     manifest = {"kind": "inpaint", "seed": seed, "version": GENERATOR_VERSION, "patch": PATCH,
                 "color_order": "RGB", "mask_hole_value": "white", "files": {}}

@@ -16,8 +16,8 @@ import numpy as np
 from skimage.color import rgb2gray
 from skimage.feature import canny
 
-from ppir.data.host_steps import HOST_STEPS
 from ppir.errors import DataError
+from ppir.registry import HOST_STEPS
 
 
 def _as_unit_float32(image):

@@ -11,10 +11,12 @@ data layer's names: `input` = the masked or degraded image in [0, 1], `mask` = 1
     def ctsdg_edges(sample, sigma=2.0, official_wrap=True): ...
 
     sample = run_host_steps(sample, spec["host_steps"])
-"""
-from ppir.registry import Registry
 
-HOST_STEPS = Registry("host step")
+Steps register into `HOST_STEPS` (ppir/registry.py) where they are defined (ppir/data/edges.py,
+ppir/data/ict_data.py); the ppir.data package imports those modules, so every step is known
+here.
+"""
+from ppir.registry import HOST_STEPS
 
 
 def run_host_steps(sample, steps):
@@ -23,5 +25,3 @@ def run_host_steps(sample, steps):
         sample = HOST_STEPS.build(spec, where=f"host_steps[{i}]", sample=dict(sample))
     return sample
 
-
-from ppir.data import edges  # noqa: E402,F401  (registers ctsdg_edges)

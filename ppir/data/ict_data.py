@@ -24,15 +24,13 @@ from the sample's seed), PIL BICUBIC back up to the image size.
 import os
 
 import numpy as np
-
-from ppir.data import DATASETS
-from ppir.data.host_steps import HOST_STEPS
 from PIL import Image
 
 from ppir.data.image_io import to_uint8
 from ppir.data.palette import (image_to_tokens, load_palette, mask_to_tokens, palette_from_images,
                                quantize, tokens_to_image)
 from ppir.errors import ConfigError
+from ppir.registry import DATASETS, HOST_STEPS
 
 __all__ = ["resolve_palette", "prior_tokens", "ict_tokens", "ICTTokenDataset", "upsample_prior",
            "degraded_tokens", "ICTPriorDataset"]

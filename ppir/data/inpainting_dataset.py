@@ -23,13 +23,14 @@ import os
 
 import numpy as np
 
-from ppir.data import DATASETS
 from ppir.data.image_io import is_image_file, read_image, to_uint8
 from ppir.data.masks import (DEFAULT_BIN_EDGES, MaskTransform, bin_names, check_bin_edges,
                              generate_mask, list_masks, ratio_bin, read_mask)
 from ppir.data.host_steps import run_host_steps
+from ppir.data.pair_list import read_fields, read_pairs
 from ppir.data.transforms import INTERPOLATIONS, resize_uint8, square_crop_box
 from ppir.errors import ConfigError, DataError
+from ppir.registry import DATASETS
 
 LAYOUTS = ("folder", "celeba", "misf")
 PREPROCESS = ("resize", "center_crop_resize", "random_crop_resize", "none")
@@ -65,24 +66,6 @@ def celeba_split(root, split):
     return folder, names
 
 
-def read_fields(path, columns, what):
-    """Tuples of len(columns) whitespace-separated fields, one per line; blank lines and `#`
-    comments are skipped; a line with another field count is a DataError naming the line."""
-    if not os.path.isfile(path):
-        raise DataError(f"{what} not found: {path}")
-    rows = []
-    with open(path) as f:
-        for lineno, line in enumerate(f, 1):
-            line = line.strip()
-            if not line or line.startswith("#"):
-                continue
-            fields = tuple(line.split())
-            if len(fields) != len(columns):
-                raise DataError(f"{path}:{lineno}: expected '{' '.join(columns)}', got {line!r}")
-            rows.append(fields)
-    return rows
-
-
 def find_images(root, layout="folder", split=None, image_dir=None):
     """(image folder, sorted names relative to it) of one split of a dataset layout."""
     _check_choice("layout", layout, LAYOUTS)
@@ -96,40 +79,6 @@ def find_images(root, layout="folder", split=None, image_dir=None):
     else:
         folder = os.path.join(root, image_dir) if image_dir else root
     return folder, list_image_tree(folder)
-
-
-def read_pairs(path):
-    """Lines `image mask group` (blank lines and `#` comments skipped) -> list of 3-tuples."""
-    pairs = read_fields(path, ("image", "mask", "group"), "pair list")
-    if not pairs:
-        raise DataError(f"pair list is empty: {path}")
-    return pairs
-
-
-def make_pairs(images, binned, seed=0, modulo=False):
-    """[(image, mask, group)], bins in order, images in order within a bin."""
-    rng = np.random.default_rng(seed)
-    pairs = []
-    for group, masks in binned.items():
-        for i, image in enumerate(images):
-            mask = masks[i % len(masks)] if modulo else masks[int(rng.integers(0, len(masks)))]
-            pairs.append((image, mask, group))
-    return pairs
-
-
-def write_pairs(path, pairs, header=()):
-    """Write `image mask group` lines (paths must not contain whitespace)."""
-    for triple in pairs:
-        if any(len(str(x).split()) != 1 for x in triple):
-            raise DataError(f"cannot write pair {triple!r}: names must be non-empty and hold "
-                            "no whitespace")
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    with open(path, "w") as f:
-        for line in header:
-            f.write(f"# {line}\n")
-        for image, mask, group in pairs:
-            f.write(f"{image} {mask} {group}\n")
 
 
 def preprocess_image(img, size, preprocess, interpolation, rng=None):

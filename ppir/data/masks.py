@@ -109,22 +109,73 @@ def check_mask_options(hole_value="white", threshold=0.5, crop="none",
                           f"got {interpolation!r}")
 
 
-def read_mask_raw(path):
-    """A mask file as uint8 HxWxC (C = 1 or 3), before thresholding; DataError naming the file."""
-    data = imread_unchanged(path, "mask")
-    if data.dtype == np.uint16:
-        data = np.round(data / 257.0).astype(np.uint8)
-    elif data.dtype != np.uint8:
-        raise DataError(f"unsupported mask pixel type {data.dtype} (expected 8- or 16-bit): {path}")
+# A mask file holds two levels (any two: 0/1, 0/255, 0/65535, bool) or, after anti-aliasing,
+# resizing or JPEG, values that cluster at the two ends. A picture with many pixels in between
+# is not a mask: thresholding it would invent holes, so it is refused.
+_MID_BAND = (64, 191)       # on the 0..255 scale
+_MAX_MID_SHARE = 0.10
+
+
+def mask_levels(arr, where):
+    """Any mask array (bool, 0/1, 0/255, 16-bit, float [0, 1]; HxW, HxWx1, RGB, RGBA) as uint8
+    HxWxC (C = 1 or 3) on the 0..255 scale, the hole side still as the file has it.
+
+    Two distinct levels are a binary encoding whatever their values: the lower becomes 0, the
+    higher 255 (so 0/1 files are not read as "all black"). More levels must cluster at the two
+    ends; otherwise DataError naming `where`.
+    """
+    data = np.asarray(arr)
+    if data.ndim == 3 and data.shape[2] in (2, 4):  # gray + alpha, RGBA
+        alpha = data[:, :, -1]
+        if alpha.min() < alpha.max() or (data.dtype != bool and alpha.max() < _full_scale(data.dtype)):
+            raise DataError(f"mask has a transparent alpha channel; save it as grayscale: {where}")
+        data = data[:, :, :-1]
     if data.ndim == 2:
         data = data[:, :, None]
-    elif data.shape[2] == 4:
-        if data[:, :, 3].min() < 255:
-            raise DataError(f"mask has a transparent alpha channel; save it as grayscale: {path}")
-        data = data[:, :, :3]
-    elif data.shape[2] not in (1, 3):
-        raise DataError(f"unsupported mask channel count {data.shape[2]}: {path}")
-    return np.ascontiguousarray(data)
+    if data.ndim != 3 or data.shape[2] not in (1, 3) or data.size == 0:
+        raise DataError(f"unsupported mask shape {list(np.shape(arr))} (expected HxW, HxWx1, HxWx3 "
+                        f"or HxWx4): {where}")
+    if data.dtype == bool:
+        return data.astype(np.uint8) * np.uint8(255)
+    levels = np.unique(data)
+    if levels.size == 2:
+        return np.where(data == levels[-1], 255, 0).astype(np.uint8)
+    scaled = _to_255(data, where)
+    if levels.size > 2:
+        mid = np.mean((scaled >= _MID_BAND[0]) & (scaled <= _MID_BAND[1]))
+        if mid > _MAX_MID_SHARE:
+            raise DataError(f"mask is ambiguous: {mid:.0%} of its values are mid-gray, not a binary "
+                            f"mask (expected two levels such as 0/255 or 0/1): {where}")
+    return scaled
+
+
+def _full_scale(dtype):
+    if dtype == np.uint16:
+        return 65535
+    return 1.0 if np.issubdtype(dtype, np.floating) else 255
+
+
+def _to_255(data, where):
+    """One-level or many-level data on the 0..255 scale (uint8, uint16 /257, float [0, 1] x255)."""
+    if data.dtype == np.uint8:
+        return np.ascontiguousarray(data)
+    if data.dtype == np.uint16:
+        return np.round(data / 257.0).astype(np.uint8)
+    if np.issubdtype(data.dtype, np.floating):
+        if not np.isfinite(data).all() or data.min() < 0 or data.max() > 1:
+            raise DataError(f"float mask values must be finite and in [0, 1], got "
+                            f"[{np.nanmin(data):g}, {np.nanmax(data):g}]: {where}")
+        return np.round(data * 255.0).astype(np.uint8)
+    if np.issubdtype(data.dtype, np.integer) and data.min() >= 0 and data.max() <= 255:
+        return data.astype(np.uint8)
+    raise DataError(f"unsupported mask pixel type {data.dtype} (expected bool, 8- or 16-bit, or "
+                    f"float in [0, 1]): {where}")
+
+
+def read_mask_raw(path):
+    """A mask file as uint8 HxWxC (C = 1 or 3) on the 0..255 scale, before thresholding
+    (mask_levels); DataError naming the file."""
+    return mask_levels(imread_unchanged(path, "mask"), path)
 
 
 def binarize(raw, path, hole_value="white", threshold=0.5):
@@ -139,18 +190,25 @@ def binarize(raw, path, hole_value="white", threshold=0.5):
     return hole.astype(np.float32)
 
 
-def read_mask(path, hole_value="white", threshold=0.5, expect_hw=None):
-    """Read a mask file as float32 HxW, 1 = hole.
+def mask_from_array(arr, hole_value="white", where="mask", threshold=0.5, expect_hw=None):
+    """An in-memory mask (any encoding mask_levels takes) as float32 HxW, 1 = hole.
 
-    `hole_value` says which side of `threshold` (on [0, 1], strict) is the hole in the file;
-    `expect_hw` (H, W) refuses a mask whose size differs from its image.
+    `hole_value` says which level is the hole ('white': the higher one); `threshold` (on [0, 1],
+    strict) splits many-level masks; `where` names the mask in errors; `expect_hw` (H, W)
+    refuses a mask whose size differs from its image.
     """
     check_mask_options(hole_value, threshold)
-    raw = read_mask_raw(path)
+    raw = mask_levels(arr, where)
     if expect_hw is not None and tuple(raw.shape[:2]) != tuple(expect_hw):
         raise DataError(f"mask is {raw.shape[1]}x{raw.shape[0]} but its image is "
-                        f"{expect_hw[1]}x{expect_hw[0]}: {path}")
-    return binarize(raw, path, hole_value, threshold)
+                        f"{expect_hw[1]}x{expect_hw[0]}: {where}")
+    return binarize(raw, where, hole_value, threshold)
+
+
+def read_mask(path, hole_value="white", threshold=0.5, expect_hw=None):
+    """Read a mask file as float32 HxW, 1 = hole (mask_from_array on the file's pixels)."""
+    check_mask_options(hole_value, threshold)
+    return mask_from_array(imread_unchanged(path, "mask"), hole_value, path, threshold, expect_hw)
 
 
 def list_masks(folder):

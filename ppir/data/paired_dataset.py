@@ -8,10 +8,10 @@ import os
 
 import numpy as np
 
-from ppir.data import DATASETS
 from ppir.data.image_io import list_images, read_image
 from ppir.data.transforms import paired_random_crop, random_dihedral, random_hflip
 from ppir.errors import DataError
+from ppir.registry import DATASETS
 
 
 def _pair_folder(in_dir, tgt_dir):

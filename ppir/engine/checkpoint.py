@@ -201,6 +201,19 @@ class CheckpointManager:
                        if d.startswith("iter_") and d[5:].isdigit() and is_complete(self.path(d))),
                       reverse=True)
 
+    def last_good(self):
+        """The newest complete checkpoint whose evaluation (if one ran) gave no NaN score, or None.
+        Its weights are finite: Trainer.save refuses non-finite weights."""
+        for iteration in self.complete_iterations():
+            path = self.path(f"iter_{iteration}")
+            try:
+                state = paddle.load(os.path.join(path, STATE))
+            except Exception:  # an unreadable state is not a checkpoint to point a user at
+                continue
+            if isinstance(state, dict) and state.get("scores_finite", True):
+                return path
+        return None
+
     def latest(self):
         """The newest complete checkpoint dir, or None.
 
@@ -326,9 +339,9 @@ def load_pretrained(model, spec):
 
 def build_trained_model(cfg):
     """The config's model with `Global.pretrained_model` loaded, in eval mode (eval/predict/export)."""
-    from ppir.engine.trainer import setup_device
     from ppir.errors import ConfigError
     from ppir.models import build_model
+    from ppir.utils.device import setup_device
 
     weights = cfg["Global"]["pretrained_model"]
     if not weights:

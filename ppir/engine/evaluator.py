@@ -26,9 +26,9 @@ class Evaluator:
     give one value over all images and one per group.
     """
 
-    def __init__(self, cfg, model):
+    def __init__(self, cfg, model, dataset=None):
         self.model = model
-        self.dataset = build_eval_dataset(cfg)
+        self.dataset = build_eval_dataset(cfg) if dataset is None else dataset
         self.metrics = build_metrics(cfg["Eval"]["metrics"] or [{"name": "PSNR"}])
         self.clamp = cfg["Eval"]["clamp"]
         self._input_scores = None

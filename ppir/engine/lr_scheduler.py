@@ -8,9 +8,7 @@ import math
 import paddle
 
 from ppir.errors import ConfigError
-from ppir.registry import Registry, check_kwargs
-
-SCHEDULERS = Registry("lr scheduler")
+from ppir.registry import SCHEDULERS, check_kwargs
 
 
 @SCHEDULERS.register("CosineAnnealingRestartCyclicLR")
@@ -84,48 +82,42 @@ class TokenWarmupCosineLR(paddle.optimizer.lr.LRScheduler):
         return self.base_lr * max(self.min_ratio, 0.5 * (1.0 + math.cos(math.pi * progress)))
 
 
-def build_lr_scheduler(cfg):
-    """`LRScheduler: {name: ..., learning_rate: ..., ...}`; a bare float gives a constant rate."""
+def build_lr_scheduler(cfg, where="LRScheduler"):
+    """`LRScheduler: {name: ..., learning_rate: ..., ...}`; a bare float gives a constant rate.
+    `where` is the config key path named in errors (e.g. LRScheduler.generator)."""
     if cfg is None:
-        raise ConfigError("the LRScheduler section is missing")
-    if isinstance(cfg, (int, float)):
+        raise ConfigError(f"the {where} section is missing")
+    if isinstance(cfg, (int, float)) and not isinstance(cfg, bool):
         return float(cfg)
+    if not isinstance(cfg, dict):
+        raise ConfigError(f"{where}: expected a learning rate or a mapping with a 'name', got {cfg!r}")
     if cfg.get("name") in SCHEDULERS:
-        return SCHEDULERS.build(cfg, where="LRScheduler")
+        return SCHEDULERS.build(cfg, where=where)
     cls = getattr(paddle.optimizer.lr, str(cfg.get("name")), None)
     if not (isinstance(cls, type) and issubclass(cls, paddle.optimizer.lr.LRScheduler)):
-        raise ConfigError(f"LRScheduler: unknown name '{cfg.get('name')}' (ppir: "
+        raise ConfigError(f"{where}: unknown name '{cfg.get('name')}' (ppir: "
                           f"{', '.join(SCHEDULERS.names())}; or any paddle.optimizer.lr class)")
     kwargs = {k: v for k, v in cfg.items() if k != "name"}
-    check_kwargs(cls, kwargs, f"LRScheduler ({cfg['name']})")
+    check_kwargs(cls, kwargs, f"{where} ({cfg['name']})")
     return cls(**kwargs)
 
 
-def build_optimizer(cfg, parameters, lr):
-    """`Optimizer: {name: Adam, grad_clip: 0.01, ...}`; grad_clip is a global-norm threshold."""
-    cfg = dict(cfg or {})
+def build_optimizer(cfg, parameters, lr, where="Optimizer"):
+    """`Optimizer: {name: Adam, grad_clip: 0.01, ...}`; grad_clip is a global-norm threshold.
+    `where` is the config key path named in errors (e.g. Optimizer.generator)."""
+    if not isinstance(cfg, dict):
+        raise ConfigError(f"{where}: expected a mapping with a 'name', got {cfg!r}")
+    cfg = dict(cfg)
     name = cfg.pop("name", None)
     cls = getattr(paddle.optimizer, str(name), None)
     if not (isinstance(cls, type) and issubclass(cls, paddle.optimizer.Optimizer)):
-        raise ConfigError(f"Optimizer: unknown name '{name}' (any paddle.optimizer class, e.g. Adam)")
+        raise ConfigError(f"{where}: unknown name '{name}' (any paddle.optimizer class, e.g. Adam)")
+    if "learning_rate" in cfg:
+        raise ConfigError(f"{where}.learning_rate is not used: the learning rate belongs to LRScheduler")
     clip = cfg.pop("grad_clip", None)
-    check_kwargs(cls, cfg, f"Optimizer ({name})")
+    check_kwargs(cls, cfg, f"{where} ({name})")
     grad_clip = paddle.nn.ClipGradByGlobalNorm(float(clip)) if clip else None
     return cls(learning_rate=lr, parameters=parameters, grad_clip=grad_clip, **cfg)
-
-
-def _per_network(section, value, names):
-    """{network: spec}. A spec has a `name` (or, for LRScheduler, is a bare number) and applies to
-    every trained network; a mapping without `name` holds one spec per network name."""
-    if not (isinstance(value, dict) and "name" not in value):
-        return {n: value for n in names}
-    missing, unknown = [n for n in names if n not in value], sorted(set(value) - set(names))
-    if missing or unknown:
-        raise ConfigError(f"{section}: expected a spec with a 'name', or one spec per trained network "
-                          f"({', '.join(names)}); " + "; ".join(
-                              part for part in (f"missing {', '.join(missing)}" if missing else "",
-                                                f"unknown {', '.join(unknown)}" if unknown else "") if part))
-    return {n: value[n] for n in names}
 
 
 def build_optimizers(cfg, model):
@@ -136,10 +128,38 @@ def build_optimizers(cfg, model):
     lr_specs = _per_network("LRScheduler", cfg["LRScheduler"], names)
     schedulers, optimizers = {}, {}
     for name in names:
-        spec = opt_specs[name]
-        if isinstance(spec, dict) and "learning_rate" in spec:
-            raise ConfigError(f"Optimizer{'.' + name if len(names) > 1 else ''}.learning_rate is not used: "
-                              "the learning rate belongs to LRScheduler")
-        schedulers[name] = build_lr_scheduler(lr_specs[name])
-        optimizers[name] = build_optimizer(spec, model.networks[name].parameters(), schedulers[name])
+        where = f".{name}" if len(names) > 1 else ""
+        schedulers[name] = build_lr_scheduler(lr_specs[name], f"LRScheduler{where}")
+        optimizers[name] = build_optimizer(opt_specs[name], model.networks[name].parameters(), schedulers[name],
+                                           f"Optimizer{where}")
     return optimizers, schedulers
+
+
+def _per_network(section, value, names):
+    """{network: spec}. A spec has a `name` (or, for LRScheduler, is a bare number) and applies to
+    every trained network; a mapping without `name` holds one spec per network name. Both at once
+    (a `_base_` file's shared spec under a config's per-network ones): the per-network entries
+    take the shared keys as defaults, unless they name another class."""
+    if not isinstance(value, dict):
+        return {n: value for n in names}
+    per_network = {k: v for k, v in value.items() if k in names}
+    if "name" in value:
+        shared = {k: v for k, v in value.items() if k not in names}
+        if not per_network:
+            return {n: value for n in names}
+        return {n: _over(shared, per_network.get(n)) for n in names}
+    missing, unknown = [n for n in names if n not in value], sorted(set(value) - set(names))
+    if missing or unknown:
+        raise ConfigError(f"{section}: expected a spec with a 'name', or one spec per trained network "
+                          f"({', '.join(names)}); " + "; ".join(
+                              part for part in (f"missing {', '.join(missing)}" if missing else "",
+                                                f"unknown {', '.join(unknown)}" if unknown else "") if part))
+    return {n: value[n] for n in names}
+
+
+def _over(shared, own):
+    if own is None:
+        return shared
+    if not isinstance(own, dict) or own.get("name", shared["name"]) != shared["name"]:
+        return own
+    return {**shared, **own}

@@ -4,6 +4,7 @@ config -> environment -> model -> optimizer -> resume -> data -> loop (step, log
 AMP, EMA, clipping and the progressive schedule are switches the loop calls, not branches in it.
 """
 import datetime
+import math
 import os
 import signal
 import sys
@@ -28,20 +29,14 @@ from ppir.engine.run_dir import claim_output_dir
 from ppir.engine.step import TrainStep
 from ppir.errors import CheckpointError, ConfigError, Interrupted, PpirError
 from ppir.models import build_model
+from ppir.utils.device import setup_device
 from ppir.utils.faults import fault_point
-from ppir.utils.paths import is_inside, real
+from ppir.utils.paths import is_inside
 from ppir.utils.logger import get_logger
 
 
 class TrainingStopped(PpirError):
     """Training cannot go on (e.g. too many consecutive non-finite steps)."""
-
-
-def setup_device(device):
-    if device == "auto":
-        device = "gpu" if paddle.is_compiled_with_cuda() and paddle.device.cuda.device_count() > 0 else "cpu"
-    paddle.set_device(device)
-    return device
 
 
 def setup_distributed():
@@ -78,6 +73,10 @@ class VisualDLWriter:
 
 def _format_lrs(lrs):
     return "  ".join(f"{k} {v:.4e}" for k, v in lrs.items())
+
+
+def _format_best(value):
+    return "none yet" if value is None else f"{value:.4f}"
 
 
 def _format_eta(seconds):
@@ -119,23 +118,26 @@ def config_changes(saved, current):
     return changes
 
 
-def dataset_roots(cfg):
-    """(config key, root) of every dataset folder the config reads."""
-    roots = []
-    for section in ("Train", "Eval"):
-        dataset = (cfg.get(section) or {}).get("dataset") or {}
-        if isinstance(dataset, dict) and dataset.get("root"):
-            roots.append((f"{section}.dataset.root", dataset["root"]))
-    return roots
+# What a run writes inside Global.output_dir besides its checkpoints (guarded by run_dir).
+RUN_FILES = ("train.log", "config.yml", "cmd.txt", "vdl", "val_images", ".lock")
 
 
-def check_output_dir(cfg):
-    """Refuse an output directory that is, or lies inside, a dataset the run reads."""
+def check_output_dir(cfg, config_file=None, archive_existing=False):
+    """Refuse an output directory whose files would land on or inside anything the config reads
+    (every dataset path of Train and Eval, palettes, the weights, the config file), or whose
+    validation images would land in a dataset that lies inside it."""
+    from ppir.data.reads import config_reads
+    from ppir.utils.paths import refuse_overlap
+
     out = cfg["Global"]["output_dir"]
-    for key, root in dataset_roots(cfg):
-        if is_inside(out, root):
-            raise ConfigError(f"Global.output_dir {out} is inside the dataset {key}={real(root)}; "
-                              f"ppir never writes into a dataset, choose another output dir")
+    reads = config_reads(cfg, config_file)
+    refuse_overlap([(out, "Global.output_dir")] + [(os.path.join(out, n), "Global.output_dir") for n in RUN_FILES],
+                   reads, [(out, "--archive_existing")] if archive_existing else ())
+    for path, key in reads:
+        for sub in ("val_images", "vdl"):
+            if path and is_inside(path, os.path.join(out, sub)):
+                raise ConfigError(f"{key} {path} lies inside {os.path.join(out, sub)}, where this run writes; "
+                                  f"move the data or set another Global.output_dir")
 
 
 def check_training_config(cfg):
@@ -189,9 +191,14 @@ class Trainer:
         self.cfg = cfg
         g = cfg["Global"]
         check_training_config(cfg)
-        check_output_dir(cfg)
+        check_output_dir(cfg, cfg.get("_config_path"), archive_existing)
         self.device = setup_device(g["device"])
         self.rank, self.world_size = setup_distributed()
+        # Model and optimizers first: a typo in their config is reported before the output dir,
+        # its lock and its log exist.
+        seed_everything(g["seed"])
+        self.model = build_model(cfg)
+        self.optimizers, self.schedulers = build_optimizers(cfg, self.model)
         self.output_dir = g["output_dir"]
         self.ckpt = CheckpointManager(self.output_dir, g["keep_checkpoint_max"])
         # Continuing the run that lives in output_dir (not merely starting from a checkpoint elsewhere).
@@ -203,9 +210,6 @@ class Trainer:
         if archived:
             self.logger.info(f"moved the earlier run in {self.output_dir} to {archived}")
 
-        seed_everything(g["seed"])
-        self.model = build_model(cfg)
-        self.optimizers, self.schedulers = build_optimizers(cfg, self.model)
         trained = self.model.trainable()
         self.amp = build_amp(cfg, [self.model.networks[n] for n in trained],
                              [self.optimizers[n] for n in trained])
@@ -279,7 +283,7 @@ class Trainer:
         params = [p for net in self.model.networks.values() for p in net.parameters()]
         if not all_finite(params):
             raise TrainingStopped(f"weights are not finite at iteration {iteration}; not saving. "
-                                  f"Last good checkpoint: {self.ckpt.latest()}")
+                                  f"{self._last_good_note()}")
         primary = self.model.primary
         files = {}
         for name, net in self.model.networks.items():
@@ -294,6 +298,12 @@ class Trainer:
         path = self.ckpt.save(iteration, files, state)
         self.logger.info(f"saved checkpoint {path}")
 
+    def _last_good_note(self):
+        good = self.ckpt.last_good()
+        if good is None:
+            return "no checkpoint with finite weights and scores yet"
+        return f"last checkpoint with finite weights and scores: {good}"
+
     def validate(self, iteration):
         """Evaluate; returns True when the first metric improved (that checkpoint becomes best_model)."""
         save_dir = (os.path.join(self.output_dir, "val_images", f"iter_{iteration}")
@@ -306,12 +316,21 @@ class Trainer:
         runtime = scores.pop("runtime")
         key, value = next(iter(scores.items()))
         sign = 1.0 if getattr(self.evaluator.metrics[0], "higher_is_better", True) else -1.0
-        improved = self.best["metric"] is None or sign * (value - self.best["metric"]) > 0
+        # NaN compares false with everything: as best it could never be replaced. (+inf is a
+        # real score: a PSNR of identical images.)
+        nan = [k for k, v in scores.items() if isinstance(v, float) and math.isnan(v)]
+        improved = not math.isnan(value) and (self.best["metric"] is None
+                                              or sign * (value - self.best["metric"]) > 0)
         if improved:
             self.best = {"metric": value, "iter": iteration, "name": key}
+        if nan:
+            self.ckpt.update_state(iteration, scores_finite=False)
+            self.logger.warning(f"[eval] iter {iteration}: {', '.join(nan)} is NaN; iter_{iteration} "
+                                f"cannot become best_model (last checkpoint with finite weights and "
+                                f"scores: {self.ckpt.last_good()})")
         self.logger.info(f"[eval] iter {iteration}: {format_scores(scores)} "
                          f"(inputs: {format_scores(self.evaluator.input_scores())}), "
-                         f"{runtime:.3f} s/image, best {key} {self.best['metric']:.4f} "
+                         f"{runtime:.3f} s/image, best {key} {_format_best(self.best['metric'])} "
                          f"@ iter {self.best['iter']}")
         self.vdl.scalars(scores, iteration, "eval")
         return improved
@@ -355,7 +374,7 @@ class Trainer:
                                         f"({nonfinite} in a row, limit {g['max_nonfinite_steps']})")
                     if nonfinite >= g["max_nonfinite_steps"]:
                         raise TrainingStopped(f"{nonfinite} consecutive non-finite steps at iteration "
-                                              f"{iteration}; last good checkpoint: {self.ckpt.latest()}")
+                                              f"{iteration}; {self._last_good_note()}")
                 else:
                     nonfinite = 0
                     if self.ema is not None:

@@ -1,9 +1,10 @@
-"""Losses, built by name from `Model.losses` entries: `{name: L1Loss, weight: 1.0}`."""
-from ppir.registry import Registry
+"""Losses, built by name from `Model.losses` entries: `{name: L1Loss, weight: 1.0}`.
 
-LOSSES = Registry("loss")
+Importing this package registers every loss in `LOSSES` (ppir/registry.py)."""
+from ppir.losses import fft_loss  # noqa: F401
+from ppir.losses import gan_loss  # noqa: F401
+from ppir.losses import perceptual  # noqa: F401
+from ppir.losses import pixel_loss  # noqa: F401
+from ppir.registry import LOSSES
 
-from ppir.losses import pixel_loss  # noqa: E402,F401
-from ppir.losses import fft_loss  # noqa: E402,F401
-from ppir.losses import perceptual  # noqa: E402,F401
-from ppir.losses import gan_loss  # noqa: E402,F401
+__all__ = ["LOSSES"]

@@ -20,7 +20,7 @@ import paddle
 import paddle.nn as nn
 import paddle.nn.functional as F
 
-from ppir.losses import LOSSES
+from ppir.registry import LOSSES
 
 
 def _fft_l1(pred, target):

@@ -15,9 +15,18 @@ import paddle.nn as nn
 import paddle.nn.functional as F
 
 from ppir.errors import ConfigError
-from ppir.losses import LOSSES
+from ppir.registry import LOSSES
 
 GAN_TYPES = ("nsgan", "lsgan", "hinge")
+
+
+def binary_cross_entropy(outputs, labels):
+    """Mean BCE of probabilities, as torch's and Paddle's BCE compute it (each log clamped at
+    -100), written out so that a NaN output gives a NaN loss: Paddle's kernel raises on it
+    instead (3.2), before the trainer's non-finite guard can skip the step."""
+    log_p = paddle.clip(paddle.log(outputs), min=-100.0)
+    log_q = paddle.clip(paddle.log(1 - outputs), min=-100.0)
+    return -(labels * log_p + (1 - labels) * log_q).mean()
 
 
 @LOSSES.register("GANLoss")
@@ -36,5 +45,5 @@ class GANLoss(nn.Layer):
             return (-outputs).mean()
         labels = paddle.full_like(outputs, self.real_label if is_real else self.fake_label)
         if self.type == "nsgan":
-            return F.binary_cross_entropy(outputs, labels)
+            return binary_cross_entropy(outputs, labels)
         return F.mse_loss(outputs, labels)

@@ -1,8 +1,8 @@
 """Perceptual and style losses on VGG activations (EdgeConnect's `PerceptualLoss` / `StyleLoss`,
 which MISF, ICT's guided upsampler and, with VGG16 pools, CTSDG use).
 
-Both take the feature dicts of `ppir.losses.vgg.VGGFeatures(x, loss.layers)` for the output and
-the target, so a model runs the extractor once per image and shares it between losses:
+Both take the feature dicts of `ppir.models.archs.vgg_arch.VGGFeatures(x, loss.layers)` for the
+output and the target, so a model runs the extractor once per image and shares it between losses:
 
     feats_out, feats_gt = vgg(out, loss.layers), vgg(gt, loss.layers)
     value = loss(feats_out, feats_gt)
@@ -12,7 +12,7 @@ import paddle.nn as nn
 import paddle.nn.functional as F
 
 from ppir.errors import ConfigError
-from ppir.losses import LOSSES
+from ppir.registry import LOSSES
 
 
 def gram_matrix(feat):

@@ -3,7 +3,7 @@ import paddle
 import paddle.nn as nn
 import paddle.nn.functional as F
 
-from ppir.losses import LOSSES
+from ppir.registry import LOSSES
 
 
 def final_output(outputs):

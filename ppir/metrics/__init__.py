@@ -15,9 +15,7 @@ from ppir.errors import ConfigError
 from ppir.metrics.psnr_ssim import (COLOR_ORDERS, QUANTIZE_MODES, SSIM_WINDOWS,
                                     MetricInputError, MetricOptionError, calculate_mae,
                                     calculate_psnr, calculate_ssim, check_options, to_y_channel)
-from ppir.registry import Registry
-
-METRICS = Registry("metric")
+from ppir.registry import METRICS
 
 __all__ = ["METRICS", "PSNR", "SSIM", "MAE", "LPIPS", "FID", "build_metrics", "calculate_psnr",
            "calculate_ssim", "calculate_mae", "check_options", "to_y_channel",
@@ -130,8 +128,8 @@ class FID:
     per_set = True
 
     def __init__(self, weights, dims=2048, label=None):
-        from ppir.metrics.fid import FIDSet, load_fid_inception
-        from ppir.metrics.fid_inception import BLOCK_DIMS
+        from ppir.metrics.fid import FIDSet
+        from ppir.models.archs.inception_arch import BLOCK_DIMS, load_fid_inception
 
         if dims not in BLOCK_DIMS:
             raise MetricOptionError(f"FID dims must be one of {', '.join(map(str, BLOCK_DIMS))},"

@@ -1,7 +1,7 @@
 """Frechet Inception Distance as pytorch-fid 0.3.0 computes it (`fid_score.py`).
 
 FID compares two *sets* of images: the mean and covariance of their Inception pool3 features
-(ppir/metrics/fid_inception.py), as Gaussians,
+(ppir/models/archs/inception_arch.py), as Gaussians,
 
     FID = |mu1 - mu2|^2 + Tr(S1 + S2 - 2 sqrt(S1 S2)).
 
@@ -15,18 +15,14 @@ image's group (the inpainting hole-ratio bin), and gives the distance over all i
 group. ppir ships no Inception weights; see docs/metrics.md for converting pytorch-fid's file.
 """
 import hashlib
-import os
 import warnings
 
 import numpy as np
 import paddle
 from scipy import linalg
 
-from ppir.errors import CheckpointError
 from ppir.metrics.inpainting import ALL
 from ppir.metrics.psnr_ssim import MetricInputError
-
-WEIGHTS_NAME = "pt_inception-2015-12-05-6726825d.pth"
 
 
 def activation_statistics(features):
@@ -70,33 +66,6 @@ def frechet_distance(mu1, sigma1, mu2, sigma2, eps=1e-6):
                                    f"in sqrt(S1 S2)")
         covmean = covmean.real
     return float(diff.dot(diff) + np.trace(sigma1) + np.trace(sigma2) - 2 * np.trace(covmean))
-
-
-def load_fid_inception(weights, where="FID weights"):
-    """FIDInceptionV3 with `weights` loaded: a `.pdparams` from tools/convert_weights.py or
-    pytorch-fid's `.pth` itself (converted on the fly). A missing file is one CheckpointError
-    line naming it and how to convert it; a file that does not fit names the keys."""
-    from ppir.metrics.fid_inception import FIDInceptionV3
-    from ppir.models.convert import convert_state_dict, read_pth
-
-    path = os.fspath(weights) if weights is not None else None
-    if not path or not os.path.isfile(path):
-        raise CheckpointError(
-            f"{where}: FID Inception weights file not found: {path} (convert pytorch-fid's "
-            f"{WEIGHTS_NAME} with tools/convert_weights.py --arch FIDInceptionV3 --src "
-            f"{WEIGHTS_NAME} --dst <file>.pdparams)")
-    net = FIDInceptionV3()
-    if path.endswith(".pdparams"):
-        state = {k: (v.numpy() if hasattr(v, "numpy") else np.asarray(v))
-                 for k, v in paddle.load(path).items()}
-    else:
-        state = read_pth(path)
-    try:
-        state = convert_state_dict("FIDInceptionV3", state, net=net)
-    except CheckpointError as exc:
-        raise CheckpointError(f"{path}: {exc}") from None
-    net.set_state_dict(state)
-    return net
 
 
 def inception_features(net, images, dims=2048):

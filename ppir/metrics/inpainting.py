@@ -10,7 +10,6 @@ per image plus the image's group (the dataset's `group`, e.g. "20%-40%"), then:
 """
 import json
 import math
-import os
 
 from ppir.errors import DataError
 
@@ -72,15 +71,21 @@ def format_table(table, digits=4):
     return "\n".join(fmt.format(*line) for line in [header] + lines)
 
 
-def write_table_json(path, table):
-    """Write the table as JSON (infinite PSNRs and the NaN FID of a one-image group become the
-    strings 'inf' / 'nan', which strict JSON readers accept); returns path."""
+def table_json(table):
+    """The table (or a mapping of tables) as JSON text; infinite PSNRs and the NaN FID of a
+    one-image group become the strings 'inf' / 'nan', which strict JSON readers accept."""
     def clean(v):
+        if isinstance(v, dict):
+            return {k: clean(x) for k, x in v.items()}
         return str(v) if isinstance(v, float) and (math.isinf(v) or math.isnan(v)) else v
 
-    data = {g: {k: clean(v) for k, v in row.items()} for g, row in table.items()}
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    with open(path, "w") as f:
-        json.dump(data, f, indent=1)
-        f.write("\n")
+    return json.dumps(clean(table), indent=1, allow_nan=False) + "\n"
+
+
+def write_table_json(path, table, what="--json"):
+    """Write table_json(table) to `path` as a ppir output (ppir.utils.paths.write_output_file;
+    the caller has checked the path with check_output_file); returns path."""
+    from ppir.utils.paths import write_output_file
+
+    write_output_file(path, table_json(table), what)
     return path

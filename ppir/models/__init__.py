@@ -1,10 +1,11 @@
-"""Networks (`build_network`) and the task wrappers that train and serve them (`build_model`)."""
-from ppir.registry import Registry
+"""Networks (`build_network`) and the task wrappers that train and serve them (`build_model`).
 
-NETWORKS = Registry("network")
-MODELS = Registry("model")
+The registries live in ppir/registry.py; importing this package registers every network (the
+archs subpackage), so `NETWORKS` and `MODELS` looked up from here are complete."""
+from ppir.models import archs  # noqa: F401  (registers every network)
+from ppir.registry import MODELS, NETWORKS
 
-from ppir.models import archs  # noqa: E402,F401  (registers every network)
+__all__ = ["NETWORKS", "MODELS", "build_network", "build_model"]
 
 
 def build_network(cfg, where="Model.network"):

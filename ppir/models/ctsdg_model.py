@@ -26,12 +26,12 @@ import paddle.nn.functional as F
 
 from ppir.data.host_steps import run_host_steps
 from ppir.errors import ConfigError
-from ppir.losses.gan_loss import GANLoss
+from ppir.losses.gan_loss import GANLoss, binary_cross_entropy
 from ppir.losses.perceptual import PerceptualLoss, StyleLoss
 from ppir.metrics.inpainting import composite_with_hole_mask
-from ppir.models import MODELS
 from ppir.models.archs.ctsdg_arch import freeze_batchnorm_stats
 from ppir.models.base_model import INPAINTING_TUNE_SIZES, TaskModel, graph_input, inpainting_io_spec
+from ppir.registry import MODELS
 from ppir.utils.tiling import crop_back, pad_to_multiple
 
 # options/train_options.py
@@ -81,7 +81,7 @@ class CTSDGInference(nn.Layer):
 def build_vgg16(weights, seed):
     """The frozen VGG16 of the perceptual and style losses: converted ImageNet weights, or (tests,
     the demo) reproducible stand-in weights from `seed`."""
-    from ppir.losses.vgg import build_vgg, seeded_vgg_state, VGG16Features
+    from ppir.models.archs.vgg_arch import build_vgg, seeded_vgg_state, VGG16Features
 
     if weights:
         return build_vgg("VGG16", weights, where="Model.vgg_weights")
@@ -154,15 +154,15 @@ class CTSDGModel(TaskModel):
             f_out, f_comp, f_gt = (self.vgg(x, VGG_LAYERS) for x in (output, comp, gt))
             terms["perceptual"] = self.perceptual(f_out, f_gt) + self.perceptual(f_comp, f_gt)
             terms["style"] = self.style(f_out, f_gt) + self.style(f_comp, f_gt)
-        terms["adversarial"] = self.gan(output_pred, True) + F.binary_cross_entropy(output_edge, edge)
-        terms["intermediate"] = (F.binary_cross_entropy(projected_edge, edge)
+        terms["adversarial"] = self.gan(output_pred, True) + binary_cross_entropy(output_edge, edge)
+        terms["intermediate"] = (binary_cross_entropy(projected_edge, edge)
                                  + F.l1_loss(projected_image, gt))
         return terms
 
     def discriminator_loss(self, real_pred, fake_pred, real_edge, fake_edge, edge):
         """`criteria/loss.py discriminator_loss_func`."""
         return (self.gan(real_pred, True) + self.gan(fake_pred, False)
-                + F.binary_cross_entropy(real_edge, edge) + F.binary_cross_entropy(fake_edge, edge))
+                + binary_cross_entropy(real_edge, edge) + binary_cross_entropy(fake_edge, edge))
 
     def train_step(self, batch, step):
         if "edge" not in batch:

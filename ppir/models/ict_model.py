@@ -11,23 +11,53 @@
   (`Guided_Upsample/src/models.py`).
 * `ICTModel` (networks `transformer`, `generator`, `discriminator`): both stages in one config,
   each trained by its own stage's step on the same batches; `predict` is the whole pipeline and
-  tools/export.py writes both stages' graphs into one folder (`export_stages`).
+  tools/export.py writes both stages' graphs into one folder (`export_graphs`).
 """
 from collections import OrderedDict
 
+import numpy as np
 import paddle
 import paddle.nn as nn
 
 from ppir.data.ict_data import prior_tokens, resolve_palette, upsample_prior
 from ppir.errors import ConfigError, DataError, ExportError
-from ppir.models import MODELS
-from ppir.models.base_model import TaskModel, graph_input
-from ppir.models.ict_inference import ICTLogits
+from ppir.models.base_model import ExportGraph, TaskModel, graph_input
+from ppir.models.edgeconnect_base import PERCEPTUAL_LAYERS, STYLE_LAYERS, EdgeConnectModel
 from ppir.models.ict_sampling import paddle_logits_fn, sample_tokens
-from ppir.models.misf_model import MISFModel
+from ppir.registry import MODELS
 from ppir.utils.tiling import crop_back, pad_to_multiple
 
-__all__ = ["ICTTransformerModel", "ICTUpsamplerModel", "ICTModel", "ICTUpsample", "upsampler_input"]
+__all__ = ["ICTTransformerModel", "ICTUpsamplerModel", "ICTModel", "ICTLogits", "ICTRowLogits",
+           "ICTUpsample", "upsampler_input"]
+
+
+class ICTLogits(nn.Layer):
+    """tokens int64 [B, T], masks float32 [B, T] (1 = missing) -> logits [B, T, V]."""
+
+    def __init__(self, net):
+        super().__init__()
+        self.net = net
+
+    INPUTS = [("tokens", [None, None], "int64"), ("masks", [None, None], "float32")]
+
+    def forward(self, tokens, masks):
+        return self.net(tokens, None, masks)[0]
+
+
+class ICTRowLogits(nn.Layer):
+    """tokens int64 [B, T], masks float32 [B, T], positions int64 [P] -> logits [B, P, V]: the
+    logits at `positions` only (ICTTransformer.logits_at: the last block, the final LayerNorm
+    and the head run at those positions), the rows sampling reads. The graph ICT deploys."""
+
+    def __init__(self, net):
+        super().__init__()
+        self.net = net
+
+    INPUTS = [("tokens", [None, None], "int64"), ("masks", [None, None], "float32"),
+              ("positions", [None], "int64")]
+
+    def forward(self, tokens, masks, positions):
+        return self.net.logits_at(tokens, masks, positions)
 
 
 @MODELS.register("ICTTransformerModel")
@@ -77,7 +107,7 @@ class ICTTransformerModel(TaskModel):
     def sample(self, image, mask, n_samples=1, seed=None, logits_fn=None):
         """Sampled token grids (n_samples, s*s) for one CHW image and its 1xHxW mask; `logits_fn`
         (default: this dygraph transformer) may be an exported predictor
-        (ppir.models.ict_inference.PredictorLogits)."""
+        (a ppir.inference predictor of the ICTRowLogits graph)."""
         tokens, missing = prior_tokens(image, mask, self.palette, self.prior_size)
         seed = self.sample_seed if seed is None else seed
         if logits_fn is not None:
@@ -110,7 +140,7 @@ class ICTTransformerModel(TaskModel):
 
     def io_spec(self):
         """Not a standalone deployment: the sampling loop needs the upsampler too, and the graph
-        takes tokens, not images. Both stages are exported together (ICTModel.export_stages)."""
+        takes tokens, not images. Both stages are exported together (ICTModel.export_graphs)."""
         raise ExportError("ICT's transformer is exported together with its upsampler: use "
                           "tools/ict_export.py, or tools/export.py with an ICTModel config "
                           "(see docs/models/ict.md)")
@@ -138,40 +168,38 @@ _UPSAMPLER_NETWORKS = {"generator": {"name": "ICTUpsampler"},
 
 
 @MODELS.register("ICTUpsamplerModel")
-class ICTUpsamplerModel(MISFModel):
+class ICTUpsamplerModel(EdgeConnectModel):
     """Stage 2 of ICT: `networks: {generator: ICTUpsampler, discriminator: MISFDiscriminator}`
     (the EdgeConnect spectral-norm PatchGAN, the official `Discriminator(in_channels=3)`).
 
-    Losses as `Guided_Upsample/src/models.py` with config_template.yml weights (MISFModel's
-    terms): `L1(out, gt) / mean(M)`, perceptual 0.1 (VGG19 relu1_1..5_1), style 250 on
-    (out*M, gt*M), nsgan 0.1; D loss `(real + fake) / 2`. The update order is the official one,
-    the usual one: D steps first on (gt, detached out), then G against the updated D. G's
-    adversarial backward also reaches D, whose gradients are cleared before its next step.
+    Losses as `Guided_Upsample/src/models.py` with config_template.yml weights: EdgeConnect's
+    (ppir/models/edgeconnect_base.py, whose arguments these are): `L1(out, gt) / mean(M)`,
+    perceptual 0.1 (VGG19 relu1_1..5_1), style 250 on (out*M, gt*M), nsgan 0.1; D loss
+    `(real + fake) / 2`. The update order is the official one, the usual one: D steps first on
+    (gt, detached out), then G against the updated D. G's adversarial backward also reaches D,
+    whose gradients are cleared before its next step.
 
     Batches need `target`, `mask` (1 = hole) and `prior` (3xHxW [0, 1]; in training the degraded
     ground truth of ppir.data.ict_data.ICTPriorDataset, at inference the transformer's sample).
     """
 
-    size_multiple = 4
-
     def __init__(self, networks=None, vgg_weights=None, l1_weight=1.0, perceptual_weight=0.1,
-                 style_weight=250.0, adversarial_weight=0.1, gan_type="nsgan", **layers):
+                 style_weight=250.0, adversarial_weight=0.1, gan_type="nsgan",
+                 perceptual_layers=PERCEPTUAL_LAYERS, style_layers=STYLE_LAYERS):
         super().__init__(networks or _UPSAMPLER_NETWORKS, vgg_weights, l1_weight,
-                         perceptual_weight, style_weight, adversarial_weight, gan_type, **layers)
+                         perceptual_weight, style_weight, adversarial_weight, gan_type,
+                         perceptual_layers, style_layers)
 
     def train_step(self, batch, step):
         images, masks, prior = batch["target"], batch["mask"], batch["prior"]
-        gen, dis = self.networks["generator"], self.networks["discriminator"]
         step.zero_grad("generator", "discriminator")
         with step.autocast():
-            outputs = gen(upsampler_input(images, masks, prior))
-            dis_real, _ = dis(images)
-            dis_fake, _ = dis(outputs.detach())
-            dis_loss = (self.gan(dis_real, True, True) + self.gan(dis_fake, False, True)) / 2
+            outputs = self.networks["generator"](upsampler_input(images, masks, prior))
+            dis_loss = self.discriminator_loss(images, outputs)
         step.backward(dis_loss)
         dis_ok = step.step("discriminator")
         with step.autocast():
-            gen_fake, _ = dis(outputs)
+            gen_fake, _ = self.networks["discriminator"](outputs)
             terms = self.generator_terms(outputs, images, masks, gen_fake)
             gen_loss = sum(terms.values())
         step.backward(gen_loss)
@@ -197,7 +225,6 @@ class ICTUpsamplerModel(MISFModel):
     def io_spec(self):
         spec = super().io_spec()
         spec["inputs"].append(graph_input("prior", 3))
-        spec.pop("pad_square", None)
         return spec
 
 
@@ -276,7 +303,7 @@ class ICTModel(TaskModel):
 
     def export_module(self):
         raise ExportError("ICTModel exports two graphs, not one: tools/export.py calls "
-                          "export_stages")
+                          "export_graphs")
 
     def io_spec(self):
         """The images a deployment takes (the prior is made inside, by the transformer)."""
@@ -284,11 +311,57 @@ class ICTModel(TaskModel):
         spec["inputs"] = [i for i in spec["inputs"] if i["name"] != "prior"]
         return spec
 
-    def export_stages(self, save_dir, atol=None, onnx=False, tune=True):
-        """Write both stages into `save_dir` (ppir.models.ict_inference.export_ict: the logits
-        graph, with `onnx` also as ONNX, the upsampler graph, the palette and an inference.yml
-        with `task: ict`), each graph checked against dygraph to `atol`; with `tune`, the
-        transformer's CPU paths are timed and the fastest recorded. Returns the spec."""
-        from ppir.models.ict_inference import export_ict
+    # Exported graphs are checked to 1e-4: logits reach ~10-30 and the upsampler's composite sums
+    # ~1e3 products per pixel, so fp32 reassociation across kernels moves them by ~1e-5..1e-4.
+    EXPORT_ATOL = 1e-4
 
-        return export_ict(self, save_dir, onnx=onnx, tune=tune, **({} if atol is None else {"atol": atol}))
+    def export_graphs(self):
+        """The two graphs a deployment runs: the transformer's row logits graph (one sampling
+        step: tokens, masks, positions -> logits at positions; ONNX-convertible, timed on one
+        step of `n_samples` rows) and the upsampler (image, mask, prior -> composite; timed at
+        256x256). Check inputs are seeded by the transformer's `sample_seed`."""
+        transformer = self.transformer
+        rng = np.random.default_rng(transformer.sample_seed)
+        side = transformer.prior_size
+        tokens = rng.integers(0, len(transformer.palette), (max(2, self.n_samples), side * side)).astype(np.int64)
+        masks = (rng.random(tokens.shape) < 0.4).astype(np.float32)
+        positions = np.flatnonzero(masks[0]).astype(np.int64)
+        step = {"tokens": tokens[:self.n_samples], "masks": masks[:self.n_samples], "positions": positions[:1]}
+        logits = ExportGraph(
+            ICTRowLogits(transformer.net), ICTRowLogits.INPUTS, subdir="transformer", atol=self.EXPORT_ATOL,
+            check_feeds=[{"tokens": tokens, "masks": masks, "positions": positions}],
+            tune_feeds=[([side, side], step)])
+
+        def upsampler_feeds(h, w):
+            mask = np.zeros((1, 1, h, w), np.float32)
+            mask[:, :, h // 4:3 * h // 4, w // 5:3 * w // 4] = 1
+            return {"image": rng.random((1, 3, h, w)).astype(np.float32), "mask": mask,
+                    "prior": rng.random((1, 3, h, w)).astype(np.float32)}
+
+        upsampler = ExportGraph(
+            ICTUpsample(self.upsampler.networks["generator"]),
+            [("image", [None, 3, None, None], "float32"), ("mask", [None, 1, None, None], "float32"),
+             ("prior", [None, 3, None, None], "float32")],
+            subdir="upsampler", atol=self.EXPORT_ATOL, onnx=False,
+            check_feeds=[upsampler_feeds(36, 44)], tune_feeds=[([256, 256], upsampler_feeds(256, 256))])
+        return {"transformer": logits, "upsampler": upsampler}
+
+    def deploy_spec(self, export_dir):
+        """inference.yml of the two-stage export (`task: ict`); writes the palette beside it."""
+        import os
+
+        from ppir.data.palette import palette_to_file_format
+
+        transformer = self.transformer
+        np.save(os.path.join(export_dir, "palette.npy"), palette_to_file_format(transformer.palette))
+        spec = self.io_spec()
+        spec.update({
+            "task": "ict", "model_name": "ICT", "pad_multiple": self.upsampler.size_multiple,
+            "stages": {
+                "transformer": {"palette_file": "palette.npy", "prior_size": transformer.prior_size,
+                                "top_k": transformer.top_k, "temperature": float(transformer.temperature)},
+                "upsampler": {},
+            },
+            "sampling": {"n_samples": int(self.n_samples), "seed": int(transformer.sample_seed)},
+        })
+        return spec

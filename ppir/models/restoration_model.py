@@ -9,8 +9,8 @@ import paddle.nn as nn
 from ppir.errors import ConfigError
 from ppir.losses import LOSSES
 from ppir.losses.pixel_loss import final_output
-from ppir.models import MODELS
 from ppir.models.base_model import TaskModel
+from ppir.registry import MODELS
 from ppir.utils.tiling import crop_back, pad_to_multiple
 
 

@@ -11,6 +11,8 @@ one `error:` line instead of a dataset or an official checkpoint.
   name is listed in the `.ppir-outputs` marker of its folder, written before the files) or the
   user passed --overwrite, so re-running a command into its own previous output folder works,
   and an unrelated file does not disappear.
+* `check_output_file` / `write_output_file`: the three above for one side output (a scores
+  JSON, a benchmark table): checked before any work, recorded and written atomically at the end.
 """
 import errno
 import os
@@ -134,6 +136,23 @@ def record_outputs(paths, what="--output"):
                 write_atomic(os.path.join(folder, MARKER), data)
         except OSError as exc:
             raise DataError(f"{what}: cannot write to folder {folder}: {describe_os_error(exc)}") from None
+
+
+def check_output_file(path, what, reads, overwrite=False):
+    """Before any work: DataError if the file `what` (e.g. "--json") would land on or inside
+    something in `reads` ((path, label) pairs, e.g. ppir.data.reads.config_reads), or replace a
+    file ppir did not write without `overwrite`."""
+    refuse_overlap([(path, what)], reads)
+    check_outputs([path], overwrite, what)
+
+
+def write_output_file(path, text, what):
+    """Record `path` as ppir's, then write `text` to it atomically; DataError names the file."""
+    record_outputs([path], what)
+    try:
+        write_atomic(path, text.encode("utf-8"))
+    except OSError as exc:
+        raise DataError(f"{what}: cannot write {path}: {describe_os_error(exc)}") from None
 
 
 def describe_os_error(exc):

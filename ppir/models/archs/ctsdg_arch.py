@@ -35,10 +35,10 @@ import paddle
 import paddle.nn.functional as F
 from paddle import nn
 
-from ppir.models import NETWORKS
 from ppir.models.archs.input_checks import check_nchw
 from ppir.models.archs.init import torch_default_init
 from ppir.models.archs.torch_bn import TorchBatchNorm2D
+from ppir.registry import NETWORKS
 
 
 # ----------------------------------------------------------------------------------------------

@@ -31,9 +31,9 @@ import paddle
 import paddle.nn.functional as F
 from paddle import nn
 
-from ppir.models import NETWORKS
 from ppir.models.archs.init import torch_default_init
 from ppir.models.archs.input_checks import check_nchw
+from ppir.registry import NETWORKS
 
 __all__ = ["GELU2", "CausalSelfAttention", "Block", "ICTTransformer", "ResnetBlock_remove_IN",
            "ICTUpsampler", "transformer_num_params"]

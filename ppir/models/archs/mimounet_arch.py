@@ -18,9 +18,9 @@ import paddle
 import paddle.nn as nn
 import paddle.nn.functional as F
 
-from ppir.models import NETWORKS
 from ppir.models.archs.init import torch_default_init
 from ppir.models.archs.input_checks import check_nchw
+from ppir.registry import NETWORKS
 
 __all__ = ["BasicConv", "ResBlock", "EBlock", "DBlock", "AFF", "SCM", "FAM",
            "MIMOUNet", "MIMOUNetPlus"]

@@ -26,9 +26,9 @@ import math
 import paddle
 from paddle import nn
 
-from ppir.models import NETWORKS
 from ppir.models.archs.input_checks import check_nchw
 from ppir.models.archs.init import torch_default_init
+from ppir.registry import NETWORKS
 
 
 # The sub-block forwards have no tensor-dependent Python control flow, so to_static's AST

@@ -39,7 +39,7 @@ import paddle
 import paddle.nn.functional as F
 from paddle import nn
 
-from ppir.models import NETWORKS
+from ppir.registry import NETWORKS
 
 _KERNEL = 3  # KernelConv kernel_size=[3]: one 3x3 filter per pixel and channel
 

@@ -20,15 +20,19 @@ conversion (ppir/models/convert.py ARCH_RULES):
     python tools/convert_weights.py --arch FIDInceptionV3 \
         --src pt_inception-2015-12-05-6726825d.pth --dst weights/fid_inception.pdparams
 """
+import os
+
+import numpy as np
 import paddle
 import paddle.nn as nn
 import paddle.nn.functional as F
 
-from ppir.errors import ConfigError
-from ppir.models import NETWORKS
+from ppir.errors import CheckpointError, ConfigError
+from ppir.registry import NETWORKS
 
 FEATURE_DIM = 2048
 BLOCK_DIMS = (64, 192, 768, 2048)  # pytorch-fid InceptionV3.BLOCK_INDEX_BY_DIM
+WEIGHTS_NAME = "pt_inception-2015-12-05-6726825d.pth"
 
 
 class BasicConv2d(nn.Layer):
@@ -214,3 +218,29 @@ class FIDInceptionV3(nn.Layer):
             for step in block:
                 x = step(x)
         return x.mean(axis=[2, 3])
+
+
+def load_fid_inception(weights, where="FID weights"):
+    """FIDInceptionV3 with `weights` loaded: a `.pdparams` from tools/convert_weights.py or
+    pytorch-fid's `.pth` itself (converted on the fly). A missing file is one CheckpointError
+    line naming it and how to convert it; a file that does not fit names the keys."""
+    from ppir.models.convert import convert_state_dict, read_pth
+
+    path = os.fspath(weights) if weights is not None else None
+    if not path or not os.path.isfile(path):
+        raise CheckpointError(
+            f"{where}: FID Inception weights file not found: {path} (convert pytorch-fid's "
+            f"{WEIGHTS_NAME} with tools/convert_weights.py --arch FIDInceptionV3 --src "
+            f"{WEIGHTS_NAME} --dst <file>.pdparams)")
+    net = FIDInceptionV3()
+    if path.endswith(".pdparams"):
+        state = {k: (v.numpy() if hasattr(v, "numpy") else np.asarray(v))
+                 for k, v in paddle.load(path).items()}
+    else:
+        state = read_pth(path)
+    try:
+        state = convert_state_dict("FIDInceptionV3", state, net=net)
+    except CheckpointError as exc:
+        raise CheckpointError(f"{path}: {exc}") from None
+    net.set_state_dict(state)
+    return net

@@ -18,7 +18,7 @@ import paddle
 import paddle.nn as nn
 
 from ppir.errors import CheckpointError, ConfigError
-from ppir.models import NETWORKS
+from ppir.registry import NETWORKS
 
 # Convs per block (torchvision cfg "D" and "E").
 _BLOCKS = {"VGG16": (2, 2, 3, 3, 3), "VGG19": (2, 2, 4, 4, 4)}
