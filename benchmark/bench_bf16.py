@@ -6,6 +6,7 @@ r"""bf16 against fp32 on a real noisy photo: what oneDNN's bf16 kernels (Paddle 
         -o Global.pretrained_model=out/demo/best_model
     python benchmark/bench_bf16.py --model_dir out/demo_export --size 600x512 --repeat 5
 
+Each path is a `ppir.load` model run on the photo (host steps, padding and cropping included).
 The input is scikit-image's astronaut photo (centre crop of --size) with the demo data's
 camera-like noise (`ppir.data.demo.add_raw_like_noise`, --seed), so a trained demo denoiser
 sees the kind of noise it learnt. Paths: `deploy/infer.py`'s default for this size (the export's
@@ -13,8 +14,8 @@ fastest fp32 path; always run, as the reference), Paddle Inference with oneDNN i
 oneDNN in bf16 (needs a CPU with AVX512-BF16 or AMX; refused elsewhere). Each path runs --warmup untimed forwards, then
 --repeat timed rounds visit every path in turn, so a load change on a shared machine hits every
 path alike. The report gives the median and minimum seconds per path, the ratio to the default,
-the PSNR of the saved (8-bit) output against the clean photo, and each path's largest
-difference from the default path's output.
+the PSNR of the output (rounded to 8 bits, as saved) against the clean photo, and each path's
+largest difference from the default path's output.
 """
 import argparse
 import json
@@ -23,11 +24,11 @@ import statistics
 import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # for `deploy`
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # for `benchmark`
 
 import numpy as np
 
-import ppir  # noqa: F401  (thread and log defaults before paddle is imported)
+import ppir  # (thread and log defaults before paddle is imported)
 from benchmark.common import machine_info, photo
 from ppir.errors import ConfigError, run_cli
 
@@ -58,65 +59,54 @@ def noisy_photo(width, height, seed):
     return clean, (np.round(noisy * 255) / 255).astype(np.float32)
 
 
-def build_predictors(model_dir, spec, pixels, paths):
-    """{name: Predictor}: the default fp32 path for `pixels` (always, first: the reference),
+def load_models(model_dir, paths):
+    """{name: ppir model}: deploy/infer.py's default fp32 path (always, first: the reference), and
     oneDNN fp32 and oneDNN bf16 when in `paths`."""
-    from deploy.infer import Predictor, choose_path, cpu_has_bf16
+    from ppir.inference.predictor import cpu_has_bf16
 
-    if not cpu_has_bf16():
+    if "onednn_bf16" in paths and not cpu_has_bf16():
         raise ConfigError("this CPU has neither AVX512-BF16 nor AMX: oneDNN would run fp32 "
                           "kernels, so there is no bf16 to measure")
-    flags = argparse.Namespace(backend=None, enable_mkldnn=None, device="cpu", precision="fp32",
-                               model_dir=model_dir)
-    backend, onednn, _ = choose_path(flags, spec, pixels)
-    default = "onnxruntime" if backend == "onnxruntime" else f"paddle_onednn_{'on' if onednn else 'off'}"
-    predictors = {f"default ({default})": Predictor(model_dir, backend=backend, enable_mkldnn=onednn)}
-    if "onednn_fp32" in paths and default != "paddle_onednn_on":
-        predictors["onednn_fp32"] = Predictor(model_dir, enable_mkldnn=True)
+    models = {"default": ppir.load(model_dir)}
+    if "onednn_fp32" in paths:
+        models["onednn_fp32"] = ppir.load(model_dir, enable_mkldnn=True)
     if "onednn_bf16" in paths:
-        predictors["onednn_bf16"] = Predictor(model_dir, enable_mkldnn=True, precision="bf16")
-    return predictors
+        models["onednn_bf16"] = ppir.load(model_dir, precision="bf16")
+    return models
 
 
 def main(argv=None):
     args = parse_args(argv)
+    from ppir.inference.spec import load_spec, needs_mask
     from ppir.metrics.psnr_ssim import calculate_psnr
-    from ppir.utils import inference_io as io
-    from ppir.utils.tiling import pad_to_multiple
 
     width, height = (int(v) for v in args.size.lower().split("x"))
-    spec = io.load_spec(args.model_dir)
-    if io.needs_mask(spec):
+    spec = load_spec(args.model_dir)
+    if needs_mask(spec):
         raise ConfigError(f"{args.model_dir}: bench_bf16.py measures restoration models (no mask input)")
     clean, noisy = noisy_photo(width, height, args.seed)
-    sample = io.host_sample(noisy)
-    multiple = int(spec.get("pad_multiple") or 1)
-    x, _ = pad_to_multiple(io.graph_inputs(sample, spec)[None], multiple)
     load_before = os.getloadavg()
-    predictors = build_predictors(args.model_dir, spec, x.shape[-1] * x.shape[-2], args.paths)
-    outs, seconds = {}, {name: [] for name in predictors}
-    for name, predictor in predictors.items():
+    models = load_models(args.model_dir, args.paths)
+    outs, seconds, labels = {}, {name: [] for name in models}, {}
+    for name, model in models.items():
         for _ in range(args.warmup):
-            outs[name] = predictor.run(x)
+            outs[name] = model.run([noisy], [None])[0]
     for _ in range(args.repeat):
-        for name, predictor in predictors.items():
+        for name, model in models.items():
             tic = time.perf_counter()
-            outs[name] = predictor.run(x)
+            outs[name] = model.run([noisy], [None])[0]
             seconds[name].append(time.perf_counter() - tic)
+            labels[name] = model.last_run["path"]
     load_after = os.getloadavg()
 
-    def image(out):
-        return io.postprocess(np.asarray(out)[0, :, :height, :width], spec, sample)
-
-    default = next(iter(predictors))
-    base = statistics.median(seconds[default])
+    base = statistics.median(seconds["default"])
     rows = [{"path": "noisy input", "psnr": calculate_psnr(noisy, clean, quantize=True)}]
-    for name in predictors:
+    for name in models:
         med = statistics.median(seconds[name])
-        rows.append({"path": name, "median_s": round(med, 4), "min_s": round(min(seconds[name]), 4),
+        rows.append({"path": f"{name}: {labels[name]}", "median_s": round(med, 4), "min_s": round(min(seconds[name]), 4),
                      "vs_default": round(med / base, 3),
-                     "psnr": calculate_psnr(image(outs[name]), clean, quantize=True),
-                     "max_abs_diff_vs_default": float(f"{np.abs(outs[name] - outs[default]).max():.3g}")})
+                     "psnr": calculate_psnr(outs[name], clean, quantize=True),
+                     "max_abs_diff_vs_default": float(f"{np.abs(outs[name] - outs['default']).max():.3g}")})
     lines = [f"Machine: {machine_info()}. Load average before {', '.join(f'{v:.2f}' for v in load_before)}, "
              f"after {', '.join(f'{v:.2f}' for v in load_after)}.",
              f"{args.model_dir} ({spec['model_name']}), astronaut {width}x{height}, noise seed {args.seed}, "
