@@ -204,6 +204,8 @@ class ExportedModel(Model):
         precision, note = choose_precision(self.record, pixels=pixels, **self.options)
         backend, onednn, why = choose_path(self.model_dir, self.record, pixels=pixels,
                                            **dict(self.options, precision=precision))
+        if self.options["precision"] == "auto" and precision == "bf16":
+            why = "precision auto"
         key = (backend, onednn, precision)
         if key not in self._predictors:
             self._predictors[key] = create_predictor(
