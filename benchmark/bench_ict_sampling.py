@@ -11,15 +11,21 @@ band, 410 of the 1024 positions (40 %), so an image takes 410 forwards.
 
 Two graphs are timed: `full` (logits at every position, the graph before) and `rows` (the logits
 at the one sampled position, `ICTTransformer.logits_at`, the graph sampling uses now), each
-through every path: Paddle eager, Paddle Inference with oneDNN (`pi_onednn`) and without
-(`pi_plain`), onnxruntime on the paddle2onnx conversion (`ort`, all graph optimisations), at
-each --threads count (eager runs once, with the process's MKL threads). Each runs --warmup
-untimed and --repeat timed forwards; a row gives the median and minimum seconds per forward,
-seconds per 40 %-hole image (forwards x median) and the largest logits difference, relative to
-the largest logit, from eager's full forward at the sampled position. With --image a whole
-image is also sampled end to end on each path and graph (wall seconds, and whether the tokens
-equal those of the first one). The machine is shared: the 1-minute load average before
-and after is printed with the results.
+through every path: Paddle eager, Paddle Inference with oneDNN (`pi_onednn`), with oneDNN's bf16
+kernels (`pi_bf16`, CPUs with AVX512-BF16 or AMX only) and without oneDNN (`pi_plain`),
+onnxruntime on the paddle2onnx conversion (`ort`, all graph optimisations), at each --threads
+count (eager runs once, with the process's MKL threads). Each runs --warmup untimed forwards,
+then --repeat timed rounds that visit every path in turn (so a load change on a shared machine
+hits every path alike); a row gives the median and minimum seconds per forward, seconds per
+40 %-hole image (forwards x median) and the largest logits difference, relative to the largest
+logit, from eager's full forward at the sampled position. With --image a whole image is also
+sampled end to end on each path and graph (wall seconds, and the share of sampled tokens equal
+to the first path's, same seed). --agreement N measures how far each path moves the sampling
+distribution from the first path's at every N-th missing position, both fed the same tokens
+(the hole before that position filled from the first path's sampled image when --image ran,
+else with random tokens): the top-k set overlap, the total variation distance between the two
+top-k softmax distributions and the probability that one uniform draws the same token from
+both. The 1-minute load average before and after is printed.
 """
 import argparse
 import json
@@ -34,11 +40,16 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import numpy as np
 
 import ppir  # noqa: F401  (sets GLOG/OMP/MKL defaults before paddle is imported)
-from ppir.errors import run_cli
+from ppir.errors import ConfigError, run_cli
 from ppir.utils.paths import check_output_file, write_output_file
 
-PATHS = ("eager", "pi_onednn", "pi_plain", "ort")
+PATHS = ("eager", "pi_onednn", "pi_bf16", "pi_plain", "ort")
 GRAPHS = ("full", "rows")
+PREDICTOR_OPTIONS = {
+    "pi_onednn": dict(backend="paddle", enable_mkldnn=True),
+    "pi_bf16": dict(backend="paddle", enable_mkldnn=True, precision="bf16"),
+    "pi_plain": dict(backend="paddle", enable_mkldnn=False),
+    "ort": dict(backend="onnxruntime", enable_mkldnn=False)}
 
 
 def parse_args(argv=None):
@@ -56,6 +67,9 @@ def parse_args(argv=None):
     parser.add_argument("--graphs", nargs="+", default=list(GRAPHS), choices=GRAPHS)
     parser.add_argument("--image", action="store_true",
                         help="also sample a whole image on each path and graph, end to end")
+    parser.add_argument("--agreement", type=int, default=0, metavar="N",
+                        help="compare each path's sampling distribution with the first path's "
+                             "at every N-th missing position (0: off)")
     parser.add_argument("--json", help="write the results here")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing --json file ppir did not write")
     return parser.parse_args(argv)
@@ -76,15 +90,19 @@ def hole_mask(size, fraction):
     return grid.reshape(-1)
 
 
-def time_forwards(fn, feeds, warmup, repeat):
-    for _ in range(warmup):
-        fn(*feeds)
-    seconds = []
+def time_rounds(fns, feeds, warmup, repeat):
+    """{key: (seconds per timed forward, last output)}; the timed forwards go round the paths."""
+    outs = {}
+    for key, fn in fns.items():
+        for _ in range(warmup):
+            outs[key] = fn(*feeds)
+    seconds = {key: [] for key in fns}
     for _ in range(repeat):
-        tic = time.perf_counter()
-        out = fn(*feeds)
-        seconds.append(time.perf_counter() - tic)
-    return seconds, np.asarray(out)
+        for key, fn in fns.items():
+            tic = time.perf_counter()
+            outs[key] = fn(*feeds)
+            seconds[key].append(time.perf_counter() - tic)
+    return {key: (seconds[key], np.asarray(outs[key])) for key in fns}
 
 
 def build_paths(net, args, tmp):
@@ -111,12 +129,43 @@ def build_paths(net, args, tmp):
             save_onnx(*(os.path.join(tmp, record[k]) for k in ("model_file", "params_file", "onnx_file")))
         inputs = [{"name": name} for name, _, _ in layer.INPUTS]
         for threads in args.threads:
-            for path, backend, onednn in (("pi_onednn", "paddle", True), ("pi_plain", "paddle", False),
-                                          ("ort", "onnxruntime", False)):
-                if path in args.paths:
+            for path in args.paths:  # in the order given: the first is --agreement's reference
+                if path in PREDICTOR_OPTIONS:
                     fns[(path, graph, threads)] = GraphLogits(create_predictor(
-                        tmp, record, inputs, backend=backend, enable_mkldnn=onednn, cpu_threads=threads))
+                        tmp, record, inputs, cpu_threads=threads, **PREDICTOR_OPTIONS[path]))
     return fns
+
+
+def distribution_agreement(reference, other, tokens, masks, filled, stride, top_k=40):
+    """How far `other` moves ICT's sampling distribution from `reference`'s (logits_fns) at every
+    `stride`-th missing position, the hole before it filled from `filled` (a completed token
+    grid), the rest still missing: the mean and smallest top-k set overlap (fraction of the k),
+    the mean and largest total variation distance between the two top-k softmax distributions,
+    and the mean probability that one uniform draws the same token from both (the per-step
+    agreement of same-seed samples)."""
+    from ppir.models.ict_sampling import top_k_logits
+
+    missing = np.flatnonzero(masks)
+    uniforms = (np.arange(2000) + 0.5) / 2000
+    overlap, tv, same = [], [], []
+    for i in missing[::stride]:
+        step_tokens, step_masks = tokens.copy(), masks.astype(np.float32)
+        before = missing[missing < i]
+        step_tokens[before], step_masks[before] = filled[before], 0
+        feeds = (step_tokens[None], step_masks[None], np.array([i], np.int64))
+        a, b = (top_k_logits(np.asarray(fn(*feeds))[:, 0].astype(np.float64), top_k)[0]
+                for fn in (reference, other))
+        keep_a, keep_b = np.isfinite(a), np.isfinite(b)
+        overlap.append((keep_a & keep_b).sum() / keep_a.sum())
+        pa, pb = (np.exp(x - x.max()) / np.exp(x - x.max()).sum() for x in (a, b))
+        tv.append(0.5 * np.abs(pa - pb).sum())
+        ca, cb = np.cumsum(pa), np.cumsum(pb)
+        same.append(np.mean(np.searchsorted(ca, uniforms * ca[-1], side="right")
+                            == np.searchsorted(cb, uniforms * cb[-1], side="right")))
+    return {"positions": len(overlap), "topk_overlap": round(float(np.mean(overlap)), 4),
+            "topk_overlap_min": round(float(np.min(overlap)), 4),
+            "tv_mean": round(float(np.mean(tv)), 4), "tv_max": round(float(np.max(tv)), 4),
+            "same_draw": round(float(np.mean(same)), 4)}
 
 
 def main(argv=None):
@@ -125,10 +174,14 @@ def main(argv=None):
         check_output_file(args.json, "--json", [], args.overwrite)
     import paddle
 
+    from ppir.inference.predictor import cpu_has_bf16
     from ppir.models.archs.ict_arch import ICTTransformer
     from ppir.models.ict_sampling import paddle_logits_fn, sample_tokens
 
     paddle.set_device("cpu")
+    if "pi_bf16" in args.paths and not cpu_has_bf16():
+        raise ConfigError("--paths pi_bf16 needs a CPU with AVX512-BF16 or AMX; on this one "
+                          "oneDNN would silently run fp32")
     load_before = os.getloadavg()[0]
     paddle.seed(0)
     net = ICTTransformer(vocab_size=512, block_size=args.size ** 2, n_layer=args.n_layer,
@@ -143,11 +196,12 @@ def main(argv=None):
     positions = np.flatnonzero(masks[0])[:1]  # the first sampled position
     reference = paddle_logits_fn(net)(tokens, masks)[:, positions].astype(np.float64)
     scale = float(np.abs(reference).max())
-    results, first_tokens = [], None
+    results, first_tokens, first_fn = [], None, None
     with tempfile.TemporaryDirectory() as tmp:
-        for (path, graph, threads), fn in build_paths(net, args, tmp).items():
-            seconds, logits = time_forwards(fn, (tokens, masks, positions), args.warmup,
-                                            args.repeat)
+        fns = build_paths(net, args, tmp)
+        timed = time_rounds(fns, (tokens, masks, positions), args.warmup, args.repeat)
+        for (path, graph, threads), fn in fns.items():
+            seconds, logits = timed[(path, graph, threads)]
             row = {"path": path, "graph": graph, "threads": threads,
                    "median_s": round(statistics.median(seconds), 4),
                    "min_s": round(min(seconds), 4),
@@ -158,7 +212,19 @@ def main(argv=None):
                 sampled = sample_tokens(fn, tokens[0], masks[0], 1, seed=0)
                 row["image_s"] = round(time.perf_counter() - tic, 2)
                 first_tokens = sampled if first_tokens is None else first_tokens
-                row["same_tokens_as_first"] = bool((sampled == first_tokens).all())
+                hole = masks[0] > 0
+                equal = sampled[0][hole] == first_tokens[0][hole]
+                row["same_tokens_as_first"] = round(float(equal.mean()), 4)
+                row["first_different_token"] = int(np.argmin(equal)) if not equal.all() else None
+            if args.agreement:
+                if first_fn is None:
+                    first_fn = fn
+                else:
+                    # The first path's sampled image when --image ran, else random tokens.
+                    filled = first_tokens[0] if first_tokens is not None else \
+                        rng.integers(0, 512, masks.shape[1])
+                    row["agreement_with_first"] = distribution_agreement(
+                        first_fn, fn, tokens[0], masks[0], filled, args.agreement)
             results.append(row)
             print(json.dumps(row), flush=True)
     report = {"config": {"n_layer": args.n_layer, "n_embd": args.n_embd, "n_head": args.n_head,
@@ -170,7 +236,7 @@ def main(argv=None):
     print(f"{'path':10} {'graph':5} {'thr':>3} {'s/forward':>10} {'min':>8} {'s/image':>9} "
           f"{'rel diff':>9}  image (end to end)")
     for r in results:
-        image = (f"{r['image_s']} s, same tokens {r['same_tokens_as_first']}"
+        image = (f"{r['image_s']} s, {r['same_tokens_as_first']:.1%} of tokens as the first"
                  if "image_s" in r else "")
         print(f"{r['path']:10} {r['graph']:5} {str(r['threads'] or '-'):>3} {r['median_s']:10.4f} "
               f"{r['min_s']:8.4f} {r['image_s_estimate']:9.1f} {r['rel_diff']:9.2g}  {image}")

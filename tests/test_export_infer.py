@@ -452,3 +452,96 @@ def test_bf16_is_refused_on_cpus_without_bf16_kernels(monkeypatch):
         predictor.check_options("paddle", "cpu", True, "bf16")
     monkeypatch.setattr(predictor, "cpu_has_bf16", lambda: True)
     predictor.check_options("paddle", "cpu", True, "bf16")
+
+
+def test_bf16_psnr_change_bound():
+    """The bound adds the bf16 rounding's MSE to that of a 40 dB fp32 output: bf16 as far from fp32
+    as fp32 from the truth loses 3.01 dB, 59.4 dB from fp32 is the 0.05 dB edge, identical is 0."""
+    from ppir.inference.paths import BF16_MAX_PSNR_CHANGE_DB, bf16_psnr_change_bound
+
+    assert bf16_psnr_change_bound(40.0) == pytest.approx(10 * np.log10(2))
+    assert bf16_psnr_change_bound(59.4) == pytest.approx(BF16_MAX_PSNR_CHANGE_DB, abs=1e-3)
+    assert bf16_psnr_change_bound(float("inf")) == 0.0
+    assert bf16_psnr_change_bound(50.0) > bf16_psnr_change_bound(60.0)
+
+
+def _bf16_record(change=0.01, speedups=(2.0, 0.8)):
+    return {"bf16": {"max_abs_diff": 0.004, "psnr_vs_fp32_db": 66.0, "psnr_change_bound_db": change,
+                     "timings": [{"size": [256, 256], "median_ms": 10.0, "speedup": speedups[0]},
+                                 {"size": [720, 1280], "median_ms": 90.0, "speedup": speedups[1]}]}}
+
+
+def test_precision_auto_takes_bf16_only_when_measured_close_and_faster():
+    """`auto` is bf16 only on a bf16 CPU, on the oneDNN path, for an export that measured bf16
+    within 0.05 dB and faster at the timed size nearest to the input; everything else stays fp32
+    (an AVX2 CPU sees no change and no note). An fp32 run that bf16 would speed up gets one note
+    with the gain and the quality."""
+    from ppir.inference.paths import choose_precision
+
+    small, large = 256 * 256, 1280 * 720
+    precision, note = choose_precision(_bf16_record(), "auto", small, has_bf16=True)
+    assert precision == "bf16" and "2.00x faster than fp32 at 256x256" in note and "0.010 dB" in note
+    assert choose_precision(_bf16_record(), "auto", large, has_bf16=True)[0] == "fp32"  # 0.8x there
+    assert choose_precision(_bf16_record(change=0.2), "auto", small, has_bf16=True)[0] == "fp32"
+    assert choose_precision(_bf16_record(), "auto", small, has_bf16=False) == ("fp32", None)
+    assert choose_precision({}, "auto", small, has_bf16=True) == ("fp32", None)  # exported without bf16
+    for flags in ({"backend": "onnxruntime"}, {"enable_mkldnn": False}, {"device": "gpu"}):
+        assert choose_precision(_bf16_record(), "auto", small, has_bf16=True, **flags) == ("fp32", None)
+    precision, note = choose_precision(_bf16_record(), "fp32", small, has_bf16=True)
+    assert precision == "fp32" and "--precision auto" in note and "2.00x faster" in note
+    assert choose_precision(_bf16_record(), "fp32", small, has_bf16=False) == ("fp32", None)
+    assert choose_precision(_bf16_record(change=0.2), "fp32", small, has_bf16=True) == ("fp32", None)
+    assert choose_precision(_bf16_record(), "bf16", small, has_bf16=True) == ("bf16", None)
+
+
+@pytest.mark.parametrize("has_bf16", [True, False])
+def test_export_measures_bf16_only_where_the_cpu_runs_it(tmp_path, monkeypatch, has_bf16):
+    """On a bf16 CPU (faked where absent: oneDNN then runs fp32 kernels, distance 0) the export
+    records bf16's distance from fp32 on the check inputs and its time and speed-up at every tuned
+    size, and `auto` follows it; elsewhere inference.yml has no bf16 entry and `auto` is fp32."""
+    import ppir
+    from ppir.inference import export, predictor
+
+    monkeypatch.setattr(predictor, "cpu_has_bf16", lambda: has_bf16)
+    monkeypatch.setattr(export, "cpu_has_bf16", lambda: has_bf16)
+    spec = export.export_model(_tiny_model(seed=2), str(tmp_path / "m"), tune_sizes=[(64, 64), (96, 160)],
+                               log=lambda line: None)
+    with open(tmp_path / "m" / "inference.yml") as f:
+        assert yaml.safe_load(f).get("bf16") == spec.get("bf16")
+    if not has_bf16:
+        assert "bf16" not in spec
+        assert ppir.load(str(tmp_path / "m"), precision="auto").predictor(64 * 64)[0].precision == "fp32"
+        return
+    bf16 = spec["bf16"]
+    # bf16 keeps 8 significant bits (relative rounding 2^-9 per value); through a few convolutions
+    # of a [0, 1] image the output moves by a few 1e-3 (0.005 measured on an AMX CPU).
+    assert 0 <= bf16["max_abs_diff"] <= 0.05 and bf16["psnr_vs_fp32_db"] >= 30
+    assert [t["size"] for t in bf16["timings"]] == [[64, 64], [96, 160]]
+    fastest = spec["export"]["cpu_paths"]["timings"][0]
+    assert bf16["timings"][0]["speedup"] == pytest.approx(
+        fastest["median_ms"][fastest["fastest"]] / bf16["timings"][0]["median_ms"], rel=0.01)
+    model = ppir.load(str(tmp_path / "m"), precision="auto")
+    expected = "bf16" if bf16["psnr_change_bound_db"] <= 0.05 and bf16["timings"][0]["speedup"] > 1 else "fp32"
+    assert model.predictor(64 * 64)[0].precision == expected
+
+
+def test_infer_prints_once_when_bf16_would_be_faster(exported, demo_denoise, tmp_path, monkeypatch, capsys):
+    """An fp32 run on a bf16 CPU of an export that measured bf16 close and faster prints one line
+    with the gain and the quality, once for the whole folder."""
+    from ppir.inference import predictor
+
+    folder = tmp_path / "model"
+    shutil.copytree(exported["dir"], folder)
+    with open(folder / "inference.yml") as f:
+        spec = yaml.safe_load(f)
+    spec.update(_bf16_record(speedups=(3.0, 3.0)))
+    with open(folder / "inference.yml", "w") as f:
+        yaml.safe_dump(spec, f)
+    monkeypatch.setattr(predictor, "cpu_has_bf16", lambda: True)
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    for name in sorted(os.listdir(os.path.join(demo_denoise, "val", "input")))[:3]:
+        shutil.copy(os.path.join(demo_denoise, "val", "input", name), inputs / name)
+    assert _infer("--model_dir", folder, "--input", inputs, "--output", tmp_path / "out", "--quiet") == 0
+    lines = [line for line in capsys.readouterr().out.splitlines() if "this CPU runs bf16" in line]
+    assert len(lines) == 1 and "3.00x faster" in lines[0] and "--precision auto" in lines[0]

@@ -75,3 +75,30 @@ def test_row_graph_samples_the_eager_tokens(exported):
         np.testing.assert_array_equal(sample_tokens(fn, tokens, masks, seed=4), expected)
         np.testing.assert_array_equal(sample_tokens(fn, tokens, masks, seed=4), expected)
         assert not np.array_equal(sample_tokens(fn, tokens, masks, seed=5), expected)
+
+
+def test_bf16_logits_run_where_the_cpu_has_bf16_and_are_refused_elsewhere(exported, tmp_path):
+    """ICT's opt-in bf16 logits: on a CPU with AVX512-BF16 or AMX the row graph runs in oneDNN bf16
+    (Paddle 3.2.2's bf16 pass died of SIGFPE on the attention's fused matmul + reshape until the
+    predictor left that fusion out) and stays within 3 % of the largest logit (bf16 keeps 8
+    significant bits, 2^-9 relative rounding per stored value, over three layers); on any other
+    CPU it is refused in one line, because oneDNN would silently run fp32."""
+    from ppir.errors import ConfigError
+    from ppir.inference.predictor import cpu_has_bf16
+
+    net, _, _, tokens, masks = exported
+    root = str(tmp_path)
+    layer = ICTRowLogits(net)
+    trace(layer, layer.INPUTS, os.path.join(root, "rows", "inference"))
+    record = {"model_file": "rows/inference.json", "params_file": "rows/inference.pdiparams"}
+    inputs = [{"name": n} for n, _, _ in layer.INPUTS]
+    if not cpu_has_bf16():
+        with pytest.raises(ConfigError, match="AVX512-BF16 or AMX"):
+            create_predictor(root, record, inputs, precision="bf16")
+        return
+    fn = GraphLogits(create_predictor(root, record, inputs, precision="bf16", cpu_threads=1))
+    positions = np.array([T - 1, 0, 20])
+    reference = paddle_logits_fn(net)(tokens, masks)[:, positions]
+    out = fn(tokens, masks, positions)
+    assert out.shape == reference.shape
+    assert 0 < np.abs(out - reference).max() <= 0.03 * np.abs(reference).max()

@@ -156,3 +156,25 @@ def test_a_tiny_image_is_completed_at_its_own_size(setup):
     mask[2:5, 1:4] = True
     outs = model(image, mask=mask, n_samples=1)
     assert outs[0].shape == (7, 5, 3) and np.array_equal(outs[0][~mask], image[~mask])
+
+
+def test_bf16_logits_are_opt_in(setup, monkeypatch):
+    """`auto` keeps ICT in fp32 (bf16 moves the sampling distribution); `bf16` runs the logits
+    graph in oneDNN bf16 and the upsampler in fp32 where the CPU has bf16 (faked elsewhere: oneDNN
+    then runs fp32 kernels), and is refused in one line on a CPU without it; fp16 is refused."""
+    from ppir.errors import ConfigError
+    from ppir.inference import predictor
+
+    export = str(setup / "export")
+    assert ppir.load(export, precision="auto").logits.predictor.precision == "fp32"
+    monkeypatch.setattr(predictor, "cpu_has_bf16", lambda: False)
+    with pytest.raises(ConfigError, match="AVX512-BF16 or AMX"):
+        ppir.load(export, precision="bf16")
+    with pytest.raises(ConfigError, match="fp32, or its logits in bf16"):
+        ppir.load(export, precision="fp16")
+    monkeypatch.setattr(predictor, "cpu_has_bf16", lambda: True)
+    model = ppir.load(export, precision="bf16")
+    assert model.logits.predictor.path == "Paddle Inference (CPU, oneDNN on, bf16)"
+    assert model.upsample.predictor.precision == "fp32"
+    outs = model(str(setup / "image.png"), mask=str(setup / "mask.png"), seed=7, n_samples=1)
+    assert len(outs) == 1 and outs[0].shape == (32, 32, 3)

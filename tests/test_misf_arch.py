@@ -17,7 +17,7 @@ import paddle.nn.functional as F
 import pytest
 
 from ppir.models import build_network
-from ppir.models.archs.misf_arch import InpaintGenerator, misf_input
+from ppir.models.archs.misf_arch import InpaintGenerator, misf_input, repeat_channels
 from ppir.models.convert import convert_state_dict
 from tests.conftest import assert_reprod_close
 
@@ -118,12 +118,13 @@ def test_non_square_or_odd_sizes_raise(generator):
 
 def test_kernel_channel_repeat_equals_official_5d_nearest():
     """The official 5-D nearest resize of 576 kernel channels to 2304 is repeat_interleave(4)
-    on channels, with the batch kept apart (it sits in the 5-D channel slot)."""
+    on channels, with the batch kept apart (it sits in the 5-D channel slot); repeat_channels
+    (the ONNX-friendly form the network uses) is that copy exactly."""
     k = paddle.rand([2, 576, 3, 3])
     official = F.interpolate(k.unsqueeze(0), size=[2304, 3, 3], mode="nearest",
-                             data_format="NCDHW").squeeze(0)
-    np.testing.assert_array_equal(official.numpy(),
-                                  paddle.repeat_interleave(k, 4, axis=1).numpy())
+                             data_format="NCDHW").squeeze(0).numpy()
+    np.testing.assert_array_equal(official, paddle.repeat_interleave(k, 4, axis=1).numpy())
+    np.testing.assert_array_equal(official, repeat_channels(k, 4).numpy())
 
 
 def test_generator_matches_official_forward(generator, align):
@@ -163,20 +164,56 @@ def test_discriminator_matches_official_eval_and_train_forward(align):
     assert_reprod_close(net.conv5[0].weight_v.numpy(), align["dis_conv5_v_after_train"], 1e-6)
 
 
-def test_to_static_export_dynamic_square_sizes(tmp_path):
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory, align):
+    """A one-block generator with seeded weights of the fixture's gain (the N(0, 0.02) init
+    gives a near-constant output that any graph would match), saved with dynamic H/W."""
+    net = build_network({"name": "MISFGenerator", "residual_blocks": 1})
+    shapes = {k: tuple(v.shape) for k, v in net.state_dict().items()}
+    net.set_state_dict({k: paddle.to_tensor(v) for k, v in
+                        seeded_state(shapes, float(align["weight_gain"])).items()})
+    net.eval()
+    spec = [paddle.static.InputSpec([None, 4, None, None], "float32", "x")]
+    prefix = str(tmp_path_factory.mktemp("misf") / "inference")
+    paddle.jit.save(paddle.jit.to_static(net, input_spec=spec, full_graph=True), prefix)
+    return net, prefix
+
+
+def _square_inputs(sizes):
+    rng = np.random.default_rng(0)
+    return [rng.random((1, 4, size, size), dtype=np.float32) for size in sizes]
+
+
+def test_to_static_export_dynamic_square_sizes(exported):
     """The generator traces under to_static(full_graph=True) with dynamic H/W (the kernel
     reshapes use runtime shapes, no fixed view sizes), saves, reloads, and gives the dygraph
     result at two square sizes."""
-    paddle.seed(1)
-    net = build_network({"name": "MISFGenerator", "residual_blocks": 1})
-    net.eval()
-    spec = [paddle.static.InputSpec([None, 4, None, None], "float32", "x")]
-    prefix = str(tmp_path / "inference")
-    paddle.jit.save(paddle.jit.to_static(net, input_spec=spec, full_graph=True), prefix)
+    net, prefix = exported
     loaded = paddle.jit.load(prefix)
-    for size in (32, 48):
-        x = paddle.rand([1, 4, size, size])
+    for x in _square_inputs((32, 48)):
         with paddle.no_grad():
-            ref, got = net(x).numpy(), loaded(x).numpy()
-        assert got.shape == (1, 3, size, size)
+            ref, got = net(paddle.to_tensor(x)).numpy(), loaded(paddle.to_tensor(x)).numpy()
+        assert got.shape == x.shape[:1] + (3,) + x.shape[2:]
+        assert ref.std() > 0.05  # far from the constant output of the paper's init
         np.testing.assert_allclose(got, ref, atol=1e-5)
+
+
+def test_onnx_export_runs_in_onnxruntime(exported):
+    """paddle2onnx converts the saved generator (no Tile node from the kernel repeat, which
+    onnxruntime rejected) and onnxruntime reproduces dygraph at two square sizes. The output is
+    tanh-bounded in [0, 1] and built from fp32 sums of a few thousand terms, so 1e-5 absolute
+    leaves a float-order margin on any BLAS."""
+    import onnx
+    import onnxruntime as ort
+    import paddle2onnx
+
+    net, prefix = exported
+    paddle2onnx.export(prefix + ".json", prefix + ".pdiparams", prefix + ".onnx",
+                       opset_version=13, auto_upgrade_opset=True, enable_onnx_checker=True,
+                       optimize_tool="None")
+    assert "Tile" not in {node.op_type for node in onnx.load(prefix + ".onnx").graph.node}
+    session = ort.InferenceSession(prefix + ".onnx", providers=["CPUExecutionProvider"])
+    for x in _square_inputs((32, 48)):
+        with paddle.no_grad():
+            ref = net(paddle.to_tensor(x)).numpy()
+        np.testing.assert_allclose(session.run(None, {"x": x})[0], ref, atol=1e-5)

@@ -25,8 +25,8 @@ from ppir.inference import host
 from ppir.inference import spec as specs
 from ppir.inference.ict import (GraphLogits, GraphUpsampler, TRANSFORMER_INPUTS, UPSAMPLER_INPUTS, complete,
                                 graph_records, load_palette_of, stage_inputs)
-from ppir.inference.paths import choose_path
-from ppir.inference.predictor import check_options, create_predictor, short_reason
+from ppir.inference.paths import choose_path, choose_precision
+from ppir.inference.predictor import REQUESTED_PRECISIONS, check_options, create_predictor, short_reason
 from ppir.inference.progress import Progress
 from ppir.utils.tiling import count_tiles, tiled_forward
 
@@ -41,7 +41,8 @@ def load(model, weights=None, **options):
         weights: with a config, the weights (a .pdparams file or a checkpoint folder); the model
             then runs in dygraph (no export needed; slower).
         **options: for an export: device ("cpu"|"gpu"), backend ("paddle"|"onnxruntime"),
-            enable_mkldnn, cpu_threads, precision ("fp32"|"bf16"|"fp16"), use_tensorrt, tile,
+            enable_mkldnn, cpu_threads, precision ("fp32"|"bf16"|"fp16"|"auto": bf16 where this CPU
+            runs it and the export measured it faster and within 0.05 dB of fp32), use_tensorrt, tile,
             tile_overlap (None = the export's measured defaults); for a config: device, tile,
             tile_overlap, ensemble (x8 self-ensemble, restoration), overrides (["key=value"]).
 
@@ -168,8 +169,10 @@ class ExportedModel(Model):
         self.model_dir = model_dir
         self.record = specs.graph_record(self.spec)
         self.options = dict(backend=backend, enable_mkldnn=enable_mkldnn, device=device, precision=precision)
+        if precision not in REQUESTED_PRECISIONS:
+            raise ConfigError(f"--precision must be one of {', '.join(REQUESTED_PRECISIONS)}, got {precision!r}")
         check_options(backend or "paddle", device, True if enable_mkldnn is None else enable_mkldnn,
-                      precision, use_tensorrt)
+                      "fp32" if precision == "auto" else precision, use_tensorrt)
         self.cpu_threads, self.use_tensorrt = cpu_threads, use_tensorrt
         self.multiple = int(self.spec["pad_multiple"] or 1)
         self.tile = self.spec.get("tile") if tile is None else int(tile)
@@ -196,16 +199,21 @@ class ExportedModel(Model):
         return h * w
 
     def predictor(self, pixels=None, shape=None):
-        """(predictor, why) of the path for an input of `pixels` (built once per path)."""
-        backend, onednn, why = choose_path(self.model_dir, self.record, pixels=pixels, **self.options)
-        key = (backend, onednn)
+        """(predictor, why, note) of the path for an input of `pixels` (built once per path); `note`
+        is choose_precision's line about bf16, or None."""
+        precision, note = choose_precision(self.record, pixels=pixels, **self.options)
+        backend, onednn, why = choose_path(self.model_dir, self.record, pixels=pixels,
+                                           **dict(self.options, precision=precision))
+        if self.options["precision"] == "auto" and precision == "bf16":
+            why = "precision auto"
+        key = (backend, onednn, precision)
         if key not in self._predictors:
             self._predictors[key] = create_predictor(
                 self.model_dir, self.record, self.spec["inputs"], backend=backend, enable_mkldnn=onednn,
-                device=self.options["device"], cpu_threads=self.cpu_threads, precision=self.options["precision"],
+                device=self.options["device"], cpu_threads=self.cpu_threads, precision=precision,
                 use_tensorrt=self.use_tensorrt, tune_shapes=[shape] if shape else None,
                 batch_size=shape[0] if shape else 1)
-        return self._predictors[key], why
+        return self._predictors[key], why, note
 
     def run(self, images, masks, n_samples=None, seed=None, progress=False):
         self._check_sampling(n_samples, seed)
@@ -228,8 +236,8 @@ class ExportedModel(Model):
     def forward(self, x, progress=False):
         """The model on an NCHW batch of concatenated graph inputs (padded, tiled as configured)."""
         n, _, h, w = x.shape
-        predictor, why = self.predictor(self.model_pixels(h, w), tuple(x.shape))
-        self.last_run = {"path": predictor.path, "why": why}
+        predictor, why, note = self.predictor(self.model_pixels(h, w), tuple(x.shape))
+        self.last_run = {"path": predictor.path, "why": why, "bf16_note": note}
         with Progress(progress, count_tiles(h, w, self.tile, self.overlap, self.multiple), "tiles") as bar:
             def run(part):
                 out = predictor.run_concat(part)
@@ -245,17 +253,19 @@ class ExportedModel(Model):
 
 class ExportedICT(Model):
     """An ICT export: the transformer's logits graph drives the sampling loop, the upsampler graph
-    turns each sampled prior into a completion. fp32 only (other logits change the sampled
-    tokens)."""
+    turns each sampled prior into a completion. fp32 unless `precision="bf16"` asks for the
+    logits in oneDNN bf16 (CPUs with AVX512-BF16 or AMX; the upsampler stays fp32): faster, but
+    the sampling distribution moves (docs/benchmark.md measures how far), so "auto" stays fp32."""
 
     samples = True
 
     def __init__(self, model_dir, spec=None, device="cpu", backend=None, enable_mkldnn=None, cpu_threads=None,
                  precision="fp32", use_tensorrt=False, tile=None, tile_overlap=None):
         super().__init__(spec or specs.load_spec(model_dir))
-        if use_tensorrt or precision != "fp32":
-            raise ConfigError("an ICT export runs fp32 only (no TensorRT, fp16 or bf16: other logits "
-                              "change the sampled tokens)")
+        if use_tensorrt or precision not in ("fp32", "auto", "bf16"):
+            raise ConfigError("an ICT export runs fp32, or its logits in bf16 on request (no TensorRT or "
+                              "fp16: other logits change the sampled tokens)")
+        precision = "fp32" if precision == "auto" else precision
         if tile:
             raise ConfigError("ICT completes whole images (its prior is the whole image's 32x32 tokens): "
                               "no --tile")
@@ -268,11 +278,11 @@ class ExportedICT(Model):
         self.palette = load_palette_of(model_dir, self.stage)
         sampling = self.spec.get("sampling") or {}
         self.n_samples, self.seed = int(sampling.get("n_samples", 1)), int(sampling.get("seed", 0))
-        t_backend, t_onednn, why = choose_path(model_dir, t_record, backend, enable_mkldnn, device)
+        t_backend, t_onednn, why = choose_path(model_dir, t_record, backend, enable_mkldnn, device, precision)
         options = dict(device=device, cpu_threads=cpu_threads)
         self.logits = GraphLogits(create_predictor(
             model_dir, t_record, stage_inputs(t_record, TRANSFORMER_INPUTS), backend=t_backend,
-            enable_mkldnn=t_onednn, **options))
+            enable_mkldnn=t_onednn, precision=precision, **options))
         u_backend, u_onednn, _ = choose_path(model_dir, u_record, None, enable_mkldnn, device)
         self.upsample = GraphUpsampler(create_predictor(
             model_dir, u_record, stage_inputs(u_record, UPSAMPLER_INPUTS), backend=u_backend,

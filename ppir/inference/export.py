@@ -10,7 +10,10 @@ For each graph of `model.export_graphs()` (one for most models, two for ICT):
    the paddle2onnx conversion; a path beyond `atol` of dygraph is recorded as failed and never
    offered (the export fails only when no Paddle path agrees);
 4. time the verified paths (the model's `tune_sizes`; a path 2x slower than the fastest at one size
-   is not timed at the next) and record the fastest per size as the default.
+   is not timed at the next) and record the fastest per size as the default;
+5. on a CPU with AVX512-BF16 or AMX, measure oneDNN bf16 on image graphs: its time at the tuned
+   sizes and its distance from fp32 on the check inputs (`measure_bf16`); never the default,
+   `--precision auto` takes it when within `ppir.inference.paths.BF16_MAX_PSNR_CHANGE_DB`.
 Everything is written into a staging folder inside `save_dir` and moved in at the end,
 inference.yml last: a folder holding an inference.yml always holds a complete, verified export.
 Each step is printed as it happens (`log`).
@@ -28,8 +31,8 @@ import yaml
 from ppir.errors import ExportError
 from ppir.inference import host
 from ppir.inference import spec as specs
-from ppir.inference.paths import PATHS
-from ppir.inference.predictor import create_predictor, default_cpu_threads, short_reason
+from ppir.inference.paths import PATHS, bf16_psnr_change_bound
+from ppir.inference.predictor import cpu_has_bf16, create_predictor, default_cpu_threads, short_reason
 from ppir.utils.paths import describe_os_error, refuse_overlap
 
 CHECK_SIZES = ((64, 64), (48, 80))  # (H, W), rounded up to the model's pad multiple
@@ -161,6 +164,33 @@ def tune_paths(predictors, tune_feeds, log=say):
     return entries
 
 
+def psnr_db(out, ref, data_range=1.0):
+    """PSNR of `out` against `ref` in dB (inf when equal)."""
+    mse = float(np.mean((np.asarray(out, np.float64) - ref) ** 2))
+    return float("inf") if mse == 0 else float(10.0 * np.log10(data_range ** 2 / mse))
+
+
+def measure_bf16(predictor, check_feeds, references, timings, tune_feeds, log=say):
+    """oneDNN bf16 against fp32 for one graph: max abs diff and PSNR against the fp32 dygraph
+    outputs on the check inputs (images in [0, 1]), the PSNR change bound that implies
+    (`bf16_psnr_change_bound`), and at each tuned size its median time and its speed-up over the
+    fastest fp32 path timed there (`timings`: tune_paths' entries for `tune_feeds`)."""
+    diff = max_diff(predictor, check_feeds, references, "Paddle Inference (CPU, oneDNN, bf16)")
+    psnr = min(psnr_db(predictor.run(feeds), ref) for feeds, ref in zip(check_feeds, references))
+    record = {"max_abs_diff": float(f"{diff:.3g}"), "psnr_vs_fp32_db": round(psnr, 2),
+              "psnr_change_bound_db": round(bf16_psnr_change_bound(psnr), 4), "timings": []}
+    for i, (entry, (_, feeds)) in enumerate(zip(timings, tune_feeds)):
+        ms = time_paths({"bf16": predictor}, feeds, *((TUNE_RUNS, 2) if i == 0 else (LARGE_SIZE_RUNS, 1)))["bf16"]
+        fp32 = entry["median_ms"][entry["fastest"]]
+        record["timings"].append({"size": list(entry["size"]), "median_ms": ms,
+                                  "speedup": round(float(fp32 / ms), 2)})
+    log("  bf16 (oneDNN): max abs diff {} vs fp32, PSNR {:.1f} dB vs fp32 (change bound {:.3f} dB); {}".format(
+        record["max_abs_diff"], psnr, record["psnr_change_bound_db"],
+        ", ".join(f"{t['size'][1]}x{t['size'][0]} {t['median_ms']:.1f} ms ({t['speedup']:.2f}x the fastest fp32)"
+                  for t in record["timings"])))
+    return record
+
+
 def build_graph(name, graph, stage_dir, atol, onnx, opset, tune, log=say):
     """Trace, check and time one graph into `stage_dir/graph.subdir`; returns its record (files
     relative to the export folder, checks, failed paths, timings, default paths)."""
@@ -177,8 +207,8 @@ def build_graph(name, graph, stage_dir, atol, onnx, opset, tune, log=say):
               "graph_inputs": [n for n, _, _ in graph.inputs]}
     io_inputs = [{"name": n, "channels": (s[1] if len(s) > 1 else None)} for n, s, _ in graph.inputs]
     shapes = " and ".join("x".join(str(d) for d in next(iter(f.values())).shape) for f in graph.check_feeds)
-    opened = lambda backend, onednn: create_predictor(  # noqa: E731
-        stage_dir, record, io_inputs, backend=backend, enable_mkldnn=onednn)
+    opened = lambda backend, onednn, precision="fp32": create_predictor(  # noqa: E731
+        stage_dir, record, io_inputs, backend=backend, enable_mkldnn=onednn, precision=precision)
     checks, predictors, failed = {}, {}, {}
     for path in ("paddle_onednn_on", "paddle_onednn_off"):
         predictor = opened("paddle", PATHS[path]["enable_mkldnn"])
@@ -223,6 +253,9 @@ def build_graph(name, graph, stage_dir, atol, onnx, opset, tune, log=say):
         if len(timings) > 1:
             record["default_path_by_size"] = [{"size": list(t["size"]), **PATHS[t["fastest"]]} for t in timings]
         record["cpu_paths"] = {"threads": default_cpu_threads(), "timings": timings}
+        if graph.bf16 and "paddle_onednn_on" in predictors and cpu_has_bf16():
+            record["bf16"] = measure_bf16(opened("paddle", True, "bf16"), graph.check_feeds, references,
+                                          timings, graph.tune_feeds, log)
     elif failed:  # untimed: the first path that agrees with dygraph
         record["default_path"] = dict(PATHS[next(iter(predictors))])
     return record
@@ -307,6 +340,8 @@ def _single_graph_spec(spec, record):
                   max_abs_diff=record["max_abs_diff"])
     if "cpu_paths" in record:
         export["cpu_paths"] = record["cpu_paths"]
+    if "bf16" in record:
+        spec["bf16"] = record["bf16"]
     if record.get("failed_paths"):
         export["failed_paths"] = record["failed_paths"]
     return spec

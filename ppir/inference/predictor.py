@@ -18,6 +18,8 @@ from ppir.inference import spec as specs
 BACKENDS = ("paddle", "onnxruntime")
 DEVICES = ("cpu", "gpu")
 PRECISIONS = ("fp32", "fp16", "bf16")
+# What a user may ask for: "auto" is resolved per input by ppir.inference.paths.choose_precision.
+REQUESTED_PRECISIONS = PRECISIONS + ("auto",)
 
 
 def default_cpu_threads():
@@ -213,6 +215,10 @@ class PaddlePredictor(Predictor):
             config.enable_mkldnn()
             if self.precision == "bf16":
                 config.enable_mkldnn_bfloat16()
+                # Paddle 3.2.2: cpu_bfloat16_pass rebuilds the fused matmul + transpose + reshape
+                # of an attention with a dynamic length (ICT's transformer) and dies of SIGFPE in
+                # FusedMatmulInferMeta; without that one fusion the graph runs.
+                config.delete_pass("matmul_transpose_reshape_fuse_pass")
             for name in onednn_passes_to_delete(paddle.__version__):
                 config.delete_pass(name)
         else:

@@ -31,13 +31,15 @@ class ExportGraph:
             images at the model's `tune_sizes`; []: not timed).
         atol: max abs difference allowed against dygraph (None: the exporter's default).
         onnx: whether `--onnx` converts this graph too.
+        bf16: whether the export measures oneDNN bf16 on this graph (CPUs with AVX512-BF16 or
+            AMX): an image graph, whose output a PSNR describes.
     """
 
     def __init__(self, layer, inputs, subdir="", check_feeds=None, tune_feeds=None, atol=None,
-                 onnx=True):
+                 onnx=True, bf16=True):
         self.layer, self.inputs, self.subdir = layer, list(inputs), subdir
         self.check_feeds, self.tune_feeds = check_feeds, tune_feeds
-        self.atol, self.onnx = atol, onnx
+        self.atol, self.onnx, self.bf16 = atol, onnx, bf16
 
 
 class TaskModel(abc.ABC):

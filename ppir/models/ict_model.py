@@ -330,7 +330,7 @@ class ICTModel(TaskModel):
         logits = ExportGraph(
             ICTRowLogits(transformer.net), ICTRowLogits.INPUTS, subdir="transformer", atol=self.EXPORT_ATOL,
             check_feeds=[{"tokens": tokens, "masks": masks, "positions": positions}],
-            tune_feeds=[([side, side], step)])
+            tune_feeds=[([side, side], step)], bf16=False)  # logits: bench_ict_sampling.py --agreement
 
         def upsampler_feeds(h, w):
             mask = np.zeros((1, 1, h, w), np.float32)
@@ -342,7 +342,7 @@ class ICTModel(TaskModel):
             ICTUpsample(self.upsampler.networks["generator"]),
             [("image", [None, 3, None, None], "float32"), ("mask", [None, 1, None, None], "float32"),
              ("prior", [None, 3, None, None], "float32")],
-            subdir="upsampler", atol=self.EXPORT_ATOL, onnx=False,
+            subdir="upsampler", atol=self.EXPORT_ATOL, onnx=False, bf16=False,
             check_feeds=[upsampler_feeds(36, 44)], tune_feeds=[([256, 256], upsampler_feeds(256, 256))])
         return {"transformer": logits, "upsampler": upsampler}
 

@@ -123,6 +123,13 @@ class Basic(nn.Layer):
         return self.conv1(x)
 
 
+def repeat_channels(x, times):
+    """`repeat_interleave(x, times, axis=1)` on NCHW, written as stacked copies flattened into
+    the channel axis (the same copy, bit for bit): paddle2onnx 2.1 turns repeat_interleave into
+    a Tile node whose repeats do not match the input's rank, which onnxruntime rejects."""
+    return paddle.stack([x] * times, axis=2).flatten(1, 2)
+
+
 class KPN(nn.Layer):
     """Kernel prediction branch: per-pixel 3x3 filters for the H/4 features and the image."""
 
@@ -146,7 +153,7 @@ class KPN(nn.Layer):
         conv2 = paddle.concat([conv2, x], axis=1)
         conv3 = self.conv3(F.avg_pool2d(conv2, 2, 2))
         # Official: 5-D nearest resize of 576 channels to 256 * 9 (= repeat each one 4 times).
-        kernels = paddle.repeat_interleave(self.kernels(conv3), 4, axis=1)
+        kernels = repeat_channels(self.kernels(conv3), 4)
 
         conv4 = self.conv4(conv3)
         conv7 = self.conv7(paddle.concat([conv3, conv4], axis=1))
