@@ -87,10 +87,11 @@ def parse_args(argv):
 def deploy_input(spec, width, height, seed=0):
     """The 1xCxHxW array deploy/infer.py builds for one photo (and mask) of this size."""
     from ppir.data.masks import generate_mask
-    from ppir.utils import inference_io as io
+    from ppir.inference import host
+    from ppir.inference.spec import needs_mask
 
-    mask = generate_mask((height, width), np.random.default_rng(seed), (0.3, 0.4)) if io.needs_mask(spec) else None
-    return io.graph_inputs(io.host_sample(photo(width, height), mask), spec)[None]
+    mask = generate_mask((height, width), np.random.default_rng(seed), (0.3, 0.4)) if needs_mask(spec) else None
+    return host.graph_inputs(host.host_sample(photo(width, height), mask), spec)[None]
 
 
 def median_seconds(fn, x, repeat, warmup):
@@ -198,10 +199,13 @@ def main(argv=None):
         return torch_worker(args)
     import paddle
 
-    from deploy.infer import Predictor, choose_path
-    from ppir.utils import inference_io as io
+    from ppir.inference import spec as io
+    from ppir.inference.paths import choose_path, path_name
+    from ppir.inference.predictor import open_graph
     from ppir.utils.tiling import tiled_forward
-    from tools.export import split_inputs
+
+    def split_inputs(x, spec):
+        return list(io.split_inputs(x, spec["inputs"]).values())
 
     sizes = args.size or [(256, 256)]
     load_before = os.getloadavg()
@@ -211,14 +215,12 @@ def main(argv=None):
             export_model(args, folder)
         spec = io.load_spec(folder)
         multiple = int(spec["pad_multiple"] or 1)
-        flags = argparse.Namespace(backend=None, enable_mkldnn=None, device="cpu", precision="fp32", model_dir=folder)
 
         def default_path(width, height):  # what deploy/infer.py runs for this size without flags
             h, w = (-(-v // multiple) * multiple for v in (height, width))
             if args.tile:
                 h, w = min(args.tile, h), min(args.tile, w)
-            backend, onednn, _ = choose_path(flags, spec, h * w)
-            return "onnxruntime" if backend == "onnxruntime" else f"paddle_onednn_{'on' if onednn else 'off'}"
+            return path_name(*choose_path(folder, io.graph_record(spec), pixels=h * w)[:2])
 
         failed = (spec.get("export") or {}).get("failed_paths") or {}
         inputs = {s: deploy_input(spec, *s) for s in sizes}
@@ -240,12 +242,12 @@ def main(argv=None):
         for path in args.paths:
             if path in failed or (path == "onnxruntime" and not spec.get("onnx_file")):
                 continue
-            predictor = Predictor(folder, backend="onnxruntime") if path == "onnxruntime" else \
-                Predictor(folder, enable_mkldnn=path == "paddle_onednn_on")
+            predictor = open_graph(folder, backend="onnxruntime") if path == "onnxruntime" else \
+                open_graph(folder, enable_mkldnn=path == "paddle_onednn_on")
             threads = predictor.cpu_threads
             for size, x in inputs.items():
-                run = (lambda a: tiled_forward(predictor.run, a, tile=args.tile, multiple=multiple)) if args.tile \
-                    else (lambda a: predictor.run(padded(a, multiple)))
+                run = (lambda a: tiled_forward(predictor.run_concat, a, tile=args.tile, multiple=multiple)) \
+                    if args.tile else (lambda a: predictor.run_concat(padded(a, multiple)))
                 rows[size][path] = median_seconds(run, x, args.repeat, args.warmup)
                 print(f"  {size[0]}x{size[1]} {path}: {rows[size][path][0]:.3f} s", file=sys.stderr, flush=True)
         if args.torch:

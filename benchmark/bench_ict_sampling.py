@@ -87,8 +87,10 @@ def time_forwards(fn, feeds, warmup, repeat):
 
 def build_paths(net, args, tmp):
     """{(path, graph, threads): logits_fn(tokens, masks, positions)} for the requested ones."""
-    from ppir.models.ict_inference import (OnnxLogits, PredictorLogits, save_logits_graph,
-                                           save_logits_onnx)
+    from ppir.inference.export import save_onnx, trace
+    from ppir.inference.ict import GraphLogits
+    from ppir.inference.predictor import create_predictor
+    from ppir.models.ict_model import ICTLogits, ICTRowLogits
     from ppir.models.ict_sampling import paddle_logits_fn
 
     fns = {}
@@ -98,18 +100,20 @@ def build_paths(net, args, tmp):
             # The full forward, cut to the sampled row afterwards, is the loop before logits_at.
             fns[("eager", graph, None)] = eager if graph == "rows" else \
                 (lambda t, m, p: eager(t, m)[:, p])
-        prefix = os.path.join(tmp, graph, "inference")
+        layer = (ICTRowLogits if graph == "rows" else ICTLogits)(net)
+        record = {"model_file": f"{graph}/inference.json", "params_file": f"{graph}/inference.pdiparams",
+                  "onnx_file": f"{graph}/inference.onnx"}
         if set(args.paths) - {"eager"}:
-            save_logits_graph(net, prefix, rows=graph == "rows")
-        onnx_file = save_logits_onnx(prefix, prefix + ".onnx") if "ort" in args.paths else None
+            trace(layer, layer.INPUTS, os.path.join(tmp, graph, "inference"))
+        if "ort" in args.paths:
+            save_onnx(*(os.path.join(tmp, record[k]) for k in ("model_file", "params_file", "onnx_file")))
+        inputs = [{"name": name} for name, _, _ in layer.INPUTS]
         for threads in args.threads:
-            if "pi_onednn" in args.paths:
-                fns[("pi_onednn", graph, threads)] = PredictorLogits(prefix, threads=threads)
-            if "pi_plain" in args.paths:
-                fns[("pi_plain", graph, threads)] = PredictorLogits(prefix, threads=threads,
-                                                                    onednn=False)
-            if "ort" in args.paths:
-                fns[("ort", graph, threads)] = OnnxLogits(onnx_file, threads)
+            for path, backend, onednn in (("pi_onednn", "paddle", True), ("pi_plain", "paddle", False),
+                                          ("ort", "onnxruntime", False)):
+                if path in args.paths:
+                    fns[(path, graph, threads)] = GraphLogits(create_predictor(
+                        tmp, record, inputs, backend=backend, enable_mkldnn=onednn, cpu_threads=threads))
     return fns
 
 

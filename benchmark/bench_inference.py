@@ -30,7 +30,7 @@ import ppir  # noqa: F401  (sets GLOG/OMP/MKL defaults before paddle is imported
 from benchmark.common import machine_info, photo, timed
 from ppir.config import parse_value
 from ppir.errors import ConfigError, run_cli
-from ppir.utils import inference_io as io
+from ppir.inference import spec as io
 
 PATHS = ("eager", "to_static", "pi_onednn_off_1t", "pi_onednn_off_2t", "pi_onednn_on_1t", "pi_onednn_on_2t",
          "ort_1t", "ort_2t")
@@ -104,7 +104,7 @@ def bench_model(name, kwargs, sizes, args):
     import paddle
     from paddle.static import InputSpec
 
-    from deploy.infer import Predictor
+    from ppir.inference.predictor import open_graph
     from ppir.models import build_network
     from ppir.models.restoration_model import FinalOutput
 
@@ -152,11 +152,11 @@ def bench_model(name, kwargs, sizes, args):
                 continue
             threads = int(path[-2])
             if path.startswith("pi"):
-                predictor = Predictor(folder, enable_mkldnn="_on_" in path, cpu_threads=threads)
+                predictor = open_graph(folder, enable_mkldnn="_on_" in path, cpu_threads=threads)
             else:
-                predictor = Predictor(folder, backend="onnxruntime", cpu_threads=threads)
+                predictor = open_graph(folder, backend="onnxruntime", cpu_threads=threads)
             for size, x in inputs.items():
-                out, times = timed(predictor.run, x, args.repeat, args.warmup)
+                out, times = timed(predictor.run_concat, x, args.repeat, args.warmup)
                 record(size, path, out, times)
             del predictor
     finally:

@@ -61,13 +61,14 @@ def host_batch(spec, size, batch):
     """One batch dict (numpy) as the data layer names it: target, input, mask and host-step outputs."""
     from ppir.data.host_steps import run_host_steps
     from ppir.data.masks import generate_mask
-    from ppir.utils import inference_io as io
+    from ppir.inference import host as io
+    from ppir.inference.spec import needs_mask
 
     rng = np.random.default_rng(0)
     samples = []
     for _ in range(batch):
         target = rng.random((size, size, 3), dtype=np.float32)
-        mask = generate_mask((size, size), rng, (0.3, 0.4)) if io.needs_mask(spec) else None
+        mask = generate_mask((size, size), rng, (0.3, 0.4)) if needs_mask(spec) else None
         sample = run_host_steps(io.host_sample(target, mask), spec.get("host_steps"))
         sample["target"] = np.ascontiguousarray(target.transpose(2, 0, 1))
         samples.append(sample)

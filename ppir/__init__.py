@@ -20,3 +20,10 @@ def _configure_environment():
 
 
 _configure_environment()
+
+
+def load(model, weights=None, **options):
+    """`ppir.inference.load`: a trained model to call on images (see docs/api.md)."""
+    from ppir.inference.api import load as _load
+
+    return _load(model, weights, **options)

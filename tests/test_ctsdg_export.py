@@ -63,15 +63,17 @@ def test_paddle_inference_matches_dygraph_square_and_non_square(exported, onednn
     about one 8-bit step: oneDNN's convolutions round differently and the partial
     convolutions' mask ratios, up to C*k*k, amplify it; oneDNN off is far closer) at
     256x256 and 128x256 with stroke/ellipse holes, fed exactly as deploy/infer.py feeds it."""
-    from deploy.infer import Predictor
-    from ppir.utils import inference_io as io
+    from ppir.inference import host as io
+    from ppir.inference.predictor import open_graph
+    from ppir.inference.spec import load_spec
 
-    predictor = Predictor(exported["dir"], device="cpu", enable_mkldnn=onednn)
+    predictor = open_graph(exported["dir"], device="cpu", enable_mkldnn=onednn)
+    spec = load_spec(exported["dir"])
     for h, w in ((256, 256), (128, 256)):
         img, mask = _case(h, w, seed=h + w)
         sample = io.host_sample(img, mask)
-        out = predictor.run(io.graph_inputs(sample, predictor.spec)[None])[0]
-        got = io.postprocess(out, predictor.spec, sample)
+        out = predictor.run_concat(io.graph_inputs(sample, spec)[None])[0]
+        got = io.postprocess(out, spec, sample)
         with paddle.no_grad():
             want = exported["model"].predict({k: paddle.to_tensor(v[None]) for k, v in sample.items()})
         diff = np.abs(got - want.numpy()[0].transpose(1, 2, 0))

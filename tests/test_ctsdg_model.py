@@ -138,7 +138,7 @@ def test_predict_pads_composites_and_matches_the_deploy_path(small_model):
     input exactly, computes the edges from the masked input when none are given, and equals the
     exported module fed through the inference.yml recipe (graph_inputs / postprocess)."""
     from ppir.data.masks import generate_mask
-    from ppir.utils import inference_io as io
+    from ppir.inference import host as io
     from ppir.utils.tiling import pad_to_multiple
 
     rng = np.random.default_rng(0)

@@ -1,4 +1,5 @@
-"""Tests for tools/export.py and deploy/infer.py: export, verification, inference, error paths.
+"""Tests for the export pipeline (ppir.inference.export, tools/export.py) and deploy/infer.py:
+export, verification, path choice, inference, error paths.
 
 One tiny MIRNetV2 (configs/demo/mirnetv2_demo.yml at width 16 with one MRB per RRG) is
 exported once per module, with ONNX; the tests then run that directory through both backends.
@@ -66,65 +67,60 @@ def export_tool():
 
 
 def test_default_path_is_the_fastest_measured_unless_flags_say_otherwise(tmp_path):
-    """deploy/infer.py without performance flags runs the path export measured fastest; any flag
-    the user gives wins; an export without timings (or whose ONNX file is gone) uses oneDNN; a
-    path that failed the export check is refused."""
+    """Without performance flags the path export measured fastest runs; any flag the user gives
+    wins; an export without timings (or whose ONNX file is gone) uses oneDNN; a path that failed
+    the export check is refused."""
     from ppir.errors import ExportError
+    from ppir.inference.paths import choose_path
 
-    import argparse
+    def choose(record, pixels=None, **flags):
+        return choose_path(str(tmp_path), record, pixels=pixels, **flags)
 
-    infer = _load_script("ppir_deploy_infer", os.path.join(ROOT, "deploy", "infer.py"))
-    assert export_tool().fastest_path({"paddle_onednn_on": 900.0, "paddle_onednn_off": 200.0,
-                                       "onnxruntime": 210.0}) == {"backend": "paddle", "enable_mkldnn": False,
-                                                                  "measured": "paddle_onednn_off"}
-
-    def args(**kw):
-        return argparse.Namespace(**{"backend": None, "enable_mkldnn": None, "device": "cpu", "precision": "fp32",
-                                     "model_dir": str(tmp_path), **kw})
-
-    spec = {"default_path": {"backend": "onnxruntime", "enable_mkldnn": False}}
-    assert infer.choose_path(args(), spec)[:2] == ("paddle", True)  # no inference.onnx here
+    record = {"default_path": {"backend": "onnxruntime", "enable_mkldnn": False}}
+    assert choose(record)[:2] == ("paddle", True)  # no inference.onnx here
     (tmp_path / "inference.onnx").write_bytes(b"")
-    assert infer.choose_path(args(), spec)[:2] == ("onnxruntime", False)
-    assert infer.choose_path(args(enable_mkldnn=False), spec)[:2] == ("paddle", False)
-    assert infer.choose_path(args(), {})[:2] == ("paddle", True)
+    assert choose(record)[:2] == ("onnxruntime", False)
+    assert choose(record, enable_mkldnn=False)[:2] == ("paddle", False)
+    assert choose({})[:2] == ("paddle", True)
     # Timed at two sizes: the entry nearest (in log pixels) to the model input wins.
-    by_size = {**spec, "default_path_by_size": [
+    by_size = {**record, "default_path_by_size": [
         {"size": [256, 256], "backend": "paddle", "enable_mkldnn": True},
         {"size": [720, 1280], "backend": "onnxruntime", "enable_mkldnn": False}]}
-    assert infer.choose_path(args(), by_size, pixels=300 * 300)[:2] == ("paddle", True)
-    assert infer.choose_path(args(), by_size, pixels=1000 * 700)[:2] == ("onnxruntime", False)
-    assert "1280x720" in infer.choose_path(args(), by_size, pixels=1000 * 700)[2]
-    assert infer.choose_path(args(), by_size)[:2] == ("onnxruntime", False)  # no size known: default_path
+    assert choose(by_size, pixels=300 * 300)[:2] == ("paddle", True)
+    assert choose(by_size, pixels=1000 * 700)[:2] == ("onnxruntime", False)
+    assert "1280x720" in choose(by_size, pixels=1000 * 700)[2]
+    assert choose(by_size)[:2] == ("onnxruntime", False)  # no size known: default_path
     # A path whose output disagreed with dygraph at export is refused by name, never run silently.
     failed = {"default_path": {"backend": "paddle", "enable_mkldnn": False},
-              "export": {"failed_paths": {"paddle_onednn_on": "max abs diff 0.04 > 1e-05"}}}
-    assert infer.choose_path(args(), failed)[:2] == ("paddle", False)
-    with pytest.raises(ExportError, match="oneDNN on did not match dygraph.*--enable_mkldnn False"):
-        infer.choose_path(args(enable_mkldnn=True), failed)
+              "failed_paths": {"paddle_onednn_on": "max abs diff 0.04 > 1e-05"}}
+    assert choose(failed)[:2] == ("paddle", False)
+    assert choose({"failed_paths": failed["failed_paths"]})[:2] == ("paddle", False)
+    with pytest.raises(ExportError, match="paddle_onednn_on path did not match dygraph.*--enable_mkldnn False"):
+        choose(failed, enable_mkldnn=True)
 
 
 def test_tuning_times_larger_sizes_only_for_paths_close_to_the_fastest(monkeypatch):
     """Each tuned size records its own fastest path; a path more than CANDIDATE_FACTOR slower
     than the fastest at one size is not timed at the next (full-width models take seconds per
     large run)."""
-    export = export_tool()
+    from ppir.inference import export
+
     table = {(64, 64): {"paddle_onednn_on": 10.0, "paddle_onednn_off": 30.0, "onnxruntime": 12.0},
              (96, 160): {"paddle_onednn_on": 50.0, "onnxruntime": 20.0}}
     timed = []
 
-    def fake_time_paths(predictors, x, runs=3, warmup=1):
-        size = tuple(x.shape[2:])
+    def fake_time_paths(predictors, feeds, runs=3, warmup=1):
+        size = tuple(feeds["x"].shape[2:])
         timed.append((size, sorted(predictors)))
         return {name: table[size][name] for name in predictors}
 
     monkeypatch.setattr(export, "time_paths", fake_time_paths)
-    monkeypatch.setattr(export, "check_inputs", lambda spec, sizes: [np.zeros((1, 3, *sizes[0]), np.float32)])
-    entries = export.tune_paths(dict.fromkeys(table[(64, 64)]), {}, [(64, 64), (96, 160)])
+    feeds = [(size, {"x": np.zeros((1, 3, *size), np.float32)}) for size in table]
+    entries = export.tune_paths(dict.fromkeys(table[(64, 64)]), feeds, log=lambda line: None)
     assert timed == [((64, 64), ["onnxruntime", "paddle_onednn_off", "paddle_onednn_on"]),
                      ((96, 160), ["onnxruntime", "paddle_onednn_on"])]
     assert [e["fastest"] for e in entries] == ["paddle_onednn_on", "onnxruntime"]
-    assert export.parse_sizes("1280x720,256x256") == [(256, 256), (720, 1280)]
+    assert export_tool().parse_sizes("1280x720,256x256") == [(256, 256), (720, 1280)]
 
 
 def test_export_writes_a_self_describing_directory(exported):
@@ -143,7 +139,8 @@ def test_export_writes_a_self_describing_directory(exported):
     assert spec["tile"] is None and spec["tile_overlap"] == 32
     assert [m["name"] for m in spec["metrics"]] == ["PSNR", "SSIM"]
     assert spec["export"]["weights"] == exported["weights"] and spec["export"]["onnx_opset"] == 13
-    paths = export_tool().PATHS
+    from ppir.inference.paths import PATHS as paths
+
     timings = spec["export"]["cpu_paths"]["timings"]
     assert [t["size"] for t in timings] == [[64, 64], [96, 160]]
     assert set(timings[0]["median_ms"]) == {"paddle_onednn_on", "paddle_onednn_off", "onnxruntime"}
@@ -153,9 +150,13 @@ def test_export_writes_a_self_describing_directory(exported):
     assert spec["default_path"] == paths[timings[0]["fastest"]]
     assert spec["default_path_by_size"] == [{"size": t["size"], **paths[t["fastest"]]} for t in timings]
     diffs = spec["export"]["max_abs_diff"]
-    assert set(diffs) == {"paddle_inference_onednn_on", "paddle_inference_onednn_off", "onnxruntime"}
+    assert set(diffs) == {"paddle_onednn_on", "paddle_onednn_off", "onnxruntime"}
     assert all(0 <= d <= 1e-5 for d in diffs.values())
-    assert "check onnxruntime: max abs diff" in exported["stdout"]
+    # Each step is printed as it happens, in order.
+    steps = ["tracing", "checking Paddle Inference (CPU, oneDNN on): max abs diff",
+             "checking onnxruntime: max abs diff", "timing 64x64", "timing 160x96", "exported MIRNetV2"]
+    where = [exported["stdout"].find(step) for step in steps]
+    assert -1 not in where and where == sorted(where), exported["stdout"]
 
 
 @pytest.mark.parametrize("backend,onednn", [("paddle", True), ("paddle", False), ("onnxruntime", None)])
@@ -164,13 +165,13 @@ def test_predictor_matches_dygraph_on_non_square_input(exported, backend, onednn
     on a fixed non-square batch the export check did not use."""
     import paddle
 
-    from deploy.infer import Predictor
+    from ppir.inference.predictor import open_graph
 
     x = np.random.default_rng(7).random((2, 3, 36, 52), dtype=np.float32)
     with paddle.no_grad():
         ref = exported["model"].export_module()(paddle.to_tensor(x)).numpy()
-    predictor = Predictor(exported["dir"], backend=backend, enable_mkldnn=bool(onednn), cpu_threads=1)
-    out = predictor.run(x)
+    predictor = open_graph(exported["dir"], backend=backend, enable_mkldnn=bool(onednn), cpu_threads=1)
+    out = predictor.run_concat(x)
     assert out.shape == ref.shape
     assert np.abs(out - ref).max() <= 1e-5
 
@@ -195,7 +196,7 @@ def test_infer_folder_with_gt_prints_metrics_and_benchmark(exported, demo_denois
     assert re.search(rf"^mean over {len(names)} images  psnr: \d+\.\d{{4}}  ssim: \d\.\d{{4}}$", text, flags=re.M)
     assert "root INFO:  preprocess_time(ms): " in text and "gpu_rss(MB): None, gpu_util: None%" in text
     assert f"root INFO:  data_num: {len(names) // 2}" in text and "root INFO:  enable_mkldnn: False" in text
-    assert "path: paddle, oneDNN off (as requested)" in text
+    assert "path: Paddle Inference (CPU, oneDNN off, fp32) (as requested)" in text
 
 
 def test_infer_without_output_writes_to_default_folder(exported, demo_denoise, tmp_path, monkeypatch, capsys):
@@ -307,17 +308,18 @@ def test_export_that_disagrees_with_dygraph_is_refused(exported, tmp_path, monke
     import paddle
 
     from ppir.errors import ExportError
+    from ppir.inference import export as pipeline
 
-    export = _load_script("ppir_tools_export", os.path.join(ROOT, "tools", "export.py"))
+    export = export_tool()
     target = tmp_path / "target"
     shutil.copytree(exported["dir"], target)
     before = {n: (target / n).read_bytes() for n in os.listdir(target)}
 
-    def stale_static(layer, spec, prefix):  # a static model of *other* weights (seed 1)
+    def stale_static(layer, inputs, prefix):  # a static model of *other* weights (seed 1)
         for name in ("inference.json", "inference.pdiparams"):
             shutil.copy(os.path.join(exported["dir"], name), os.path.dirname(prefix))
 
-    monkeypatch.setattr(export, "save_static", stale_static)
+    monkeypatch.setattr(pipeline, "trace", stale_static)
     other = _tiny_model(seed=2)
     weights = str(tmp_path / "other.pdparams")
     paddle.save(other.net.state_dict(), weights)
@@ -328,19 +330,16 @@ def test_export_that_disagrees_with_dygraph_is_refused(exported, tmp_path, monke
 
 def test_untimed_export_records_a_failed_path_and_succeeds(exported, tmp_path, monkeypatch, capsys):
     """--no_tune with one CPU path disagreeing with dygraph (CTSDG's TIPC export): exit 0, the
-    failed path recorded, the agreeing path the default, and the summary names it (this used to
-    fail after the export was written, looking for the timings of the untimed paths)."""
-    from ppir.errors import ExportError
+    failed path recorded and warned about, the agreeing path the default."""
+    from ppir.inference import export as pipeline
 
-    export = _load_script("ppir_tools_export", os.path.join(ROOT, "tools", "export.py"))
-    real_compare = export.compare
+    export = export_tool()
+    real_max_diff = pipeline.max_diff
 
-    def compare(run, inputs, references, atol, what):
-        if "oneDNN on" in what:
-            raise ExportError(f"{what} differs from dygraph: max abs diff 0.04 > {atol:g}")
-        return real_compare(run, inputs, references, atol, what)
+    def max_diff(predictor, feeds, references, what):
+        return 0.04 if "oneDNN on" in what else real_max_diff(predictor, feeds, references, what)
 
-    monkeypatch.setattr(export, "compare", compare)
+    monkeypatch.setattr(pipeline, "max_diff", max_diff)
     save_dir = tmp_path / "model"
     assert export.main(["-c", DEMO_CFG, "-o", *TINY, f"Global.pretrained_model={exported['weights']}",
                         "--save_dir", str(save_dir), "--no_tune"]) == 0
@@ -348,14 +347,14 @@ def test_untimed_export_records_a_failed_path_and_succeeds(exported, tmp_path, m
         spec = yaml.safe_load(f)
     assert list(spec["export"]["failed_paths"]) == ["paddle_onednn_on"]
     assert spec["default_path"] == {"backend": "paddle", "enable_mkldnn": False}
-    assert "deploy/infer.py default (untimed)" in capsys.readouterr().out
+    assert "this path will be refused" in capsys.readouterr().err
 
 
 def test_export_without_weights_needs_allow_random(tmp_path):
     """Exporting untrained weights must be asked for explicitly."""
     from ppir.errors import CheckpointError
 
-    export = _load_script("ppir_tools_export", os.path.join(ROOT, "tools", "export.py"))
+    export = export_tool()
     with pytest.raises(CheckpointError, match="allow_random"):
         export.main(["-c", DEMO_CFG, "--save_dir", str(tmp_path / "x")])
     assert not (tmp_path / "x").exists()
@@ -364,7 +363,7 @@ def test_export_without_weights_needs_allow_random(tmp_path):
 def test_commit_replaces_only_export_files(tmp_path):
     """A new export replaces the old export's files (stale ONNX / TensorRT caches removed), keeps
     other files, and writes inference.yml last."""
-    export = _load_script("ppir_tools_export", os.path.join(ROOT, "tools", "export.py"))
+    from ppir.inference import export
     save, tmp = tmp_path / "save", tmp_path / "save" / ".export-x"
     tmp.mkdir(parents=True)
     for name in ("inference.json", "inference.pdiparams", "inference.onnx", "shape_range_info.pbtxt",
@@ -377,6 +376,12 @@ def test_commit_replaces_only_export_files(tmp_path):
     export.commit(str(tmp), str(save))
     assert sorted(os.listdir(save)) == [".export-x", "inference.json", "inference.pdiparams", "inference.yml",
                                         "model.pdparams"]
+    # A two-graph export (ICT) replaced by a single-graph one leaves no stage folder behind.
+    (tmp / "inference.yml").write_text("new")
+    (save / "inference.yml").write_text("stages: {transformer: {model_file: transformer/inference.json}}")
+    (save / "transformer").mkdir()
+    export.commit(str(tmp), str(save))
+    assert not (save / "transformer").exists()
     assert (save / "inference.yml").read_text() == "new" and (save / "model.pdparams").read_text() == "old"
 
 
@@ -403,7 +408,7 @@ def test_pir_tensorrt_cache_covers_every_shape(tmp_path, monkeypatch):
     import sys
     import types
 
-    from deploy.infer import Predictor
+    from ppir.inference.predictor import PaddlePredictor
 
     calls = []
 
@@ -422,9 +427,9 @@ def test_pir_tensorrt_cache_covers_every_shape(tmp_path, monkeypatch):
                                  TensorRTConfig=lambda **kw: types.SimpleNamespace(**kw))
     monkeypatch.setitem(sys.modules, "paddle.tensorrt", types.ModuleType("paddle.tensorrt"))
     monkeypatch.setitem(sys.modules, "paddle.tensorrt.export", fake)
-    predictor = object.__new__(Predictor)
+    predictor = object.__new__(PaddlePredictor)
     predictor.model_dir, predictor.precision = str(tmp_path), "fp16"
-    predictor.spec = {"inputs": [{"name": "x", "channels": 3, "value_range": [0.0, 1.0]}]}
+    predictor.inputs = [{"name": "x", "channels": 3, "value_range": [0.0, 1.0]}]
     model = str(tmp_path / "inference.json")
 
     files = predictor._pir_tensorrt_model(model, {(1, 3, 64, 96), (2, 3, 128, 64)})
@@ -438,14 +443,12 @@ def test_pir_tensorrt_cache_covers_every_shape(tmp_path, monkeypatch):
 
 def test_bf16_is_refused_on_cpus_without_bf16_kernels(monkeypatch):
     """Without AVX512-BF16/AMX, oneDNN silently runs fp32 for --precision bf16 (measured: identical
-    output), so the Predictor refuses it with one line instead of pretending; with them it is allowed."""
+    output), so the options check refuses it with one line instead of pretending; with them it is allowed."""
     from ppir.errors import ConfigError
+    from ppir.inference import predictor
 
-    infer = _load_script("ppir_deploy_infer", os.path.join(ROOT, "deploy", "infer.py"))
-    predictor = infer.Predictor.__new__(infer.Predictor)
-    predictor.__dict__.update(device="cpu", backend="paddle", precision="bf16", enable_mkldnn=True)
-    monkeypatch.setattr(infer, "cpu_has_bf16", lambda: False)
+    monkeypatch.setattr(predictor, "cpu_has_bf16", lambda: False)
     with pytest.raises(ConfigError, match="AVX512-BF16 or AMX"):
-        predictor._check_options()
-    monkeypatch.setattr(infer, "cpu_has_bf16", lambda: True)
-    predictor._check_options()
+        predictor.check_options("paddle", "cpu", True, "bf16")
+    monkeypatch.setattr(predictor, "cpu_has_bf16", lambda: True)
+    predictor.check_options("paddle", "cpu", True, "bf16")

@@ -1,6 +1,7 @@
-"""tools/ict_inpaint.py, ICT end to end (tiny seeded networks, 32x32 images, an 8x8 prior):
-seeded sampling is reproducible, seeds differ, the Paddle Inference path samples the same
-tokens as eager, and every sample is written."""
+"""ICT end to end through the inference library (tiny seeded networks, 32x32 images, an 8x8
+prior): tools/ict_export.py joins two separately trained stages into one export, `ppir.load` and
+deploy/infer.py run it; seeded sampling is reproducible, seeds differ, every CPU path samples
+the dygraph pipeline's tokens, and every sample is written."""
 import os
 
 import numpy as np
@@ -10,7 +11,8 @@ import yaml
 
 from ppir.data.image_io import write_image
 from ppir.models import build_model
-from tools import ict_inpaint
+import ppir
+from tools import ict_export
 
 PALETTE = np.stack(np.meshgrid(np.arange(4) * 80, np.arange(4) * 80, np.arange(4) * 80,
                                indexing="ij"), -1).reshape(-1, 3).astype(np.float32)
@@ -41,100 +43,104 @@ def setup(tmp_path_factory):
     mask = np.zeros((32, 32, 3), np.float32)
     mask[8:24, 4:24] = 1.0  # about 40 % of the 8x8 token grid
     write_image(str(root / "mask.png"), mask)
+    export = root / "export"
+    ict_export.main(["--transformer", str(root / "transformer.yml"),
+                     "--transformer_weights", str(root / "transformer.pdparams"),
+                     "--upsampler", str(root / "upsampler.yml"),
+                     "--upsampler_weights", str(root / "upsampler.pdparams"),
+                     "--save_dir", str(export), "--n_samples", "2", "--seed", "3", "--onnx"])
     return root
 
 
-def run(root, out, seed, n_samples=2, backend="eager"):
-    ict_inpaint.main(["--transformer", str(root / "transformer.yml"),
-                      "--transformer_weights", str(root / "transformer.pdparams"),
-                      "--upsampler", str(root / "upsampler.yml"),
-                      "--upsampler_weights", str(root / "upsampler.pdparams"),
-                      "--image", str(root / "image.png"), "--mask", str(root / "mask.png"),
-                      "--size", "32", "--n_samples", str(n_samples), "--seed", str(seed),
-                      "--backend", backend, "--output", str(out)])
-    return {name: (out / name).read_bytes() for name in sorted(os.listdir(out))}
-
-
-def test_fixed_seed_repeats_and_other_seeds_differ(setup, tmp_path):
-    """The same seed gives byte-identical priors and completions twice; another seed gives other
-    ones; the n_samples of one run differ from each other; every sample is written."""
-    first = run(setup, tmp_path / "a", seed=3)
-    again = run(setup, tmp_path / "b", seed=3)
-    other = run(setup, tmp_path / "c", seed=4)
-    assert sorted(first) == ["completion_0.png", "completion_1.png", "mask.png", "masked.png",
-                             "prior_0.png", "prior_1.png"]
-    assert first == again
-    assert first["prior_0.png"] != other["prior_0.png"]
-    assert first["completion_0.png"] != other["completion_0.png"]
-    assert first["prior_0.png"] != first["prior_1.png"]
-
-
-def test_paddle_inference_backend_samples_the_same_completions(setup, tmp_path):
-    """The exported logits graph through Paddle Inference (oneDNN) draws the same tokens as the
-    dygraph transformer for the same seed, hence the same files."""
-    assert run(setup, tmp_path / "eager", seed=7, n_samples=1) == \
-        run(setup, tmp_path / "pi", seed=7, n_samples=1, backend="inference")
-
-
-def test_export_and_deploy_match_the_pipeline(setup, tmp_path):
-    """tools/ict_export.py writes both stages (each checked against dygraph: logits and the
-    upsampler's composite) and deploy/infer.py, driven by that one inference.yml, samples the same
-    priors as tools/ict_inpaint.py for the same seed and completions within 1/255 (the upsampler
-    graph through oneDNN), every sample written."""
-    from deploy import infer
+def dygraph(root, seed, n_samples):
+    """The pipeline on the dygraph stage models: [(prior uint8, completion HWC [0, 1])]."""
+    from ppir.config import load_config
     from ppir.data.image_io import read_image
-    from tools import ict_export
+    from ppir.data.masks import read_mask
+    from ppir.engine.checkpoint import build_trained_model
+    from ppir.inference.ict import complete
+    from ppir.models.ict_sampling import paddle_logits_fn
 
-    export = tmp_path / "export"
-    ict_export.main(["--transformer", str(setup / "transformer.yml"),
-                     "--transformer_weights", str(setup / "transformer.pdparams"),
-                     "--upsampler", str(setup / "upsampler.yml"),
-                     "--upsampler_weights", str(setup / "upsampler.pdparams"),
-                     "--save_dir", str(export), "--n_samples", "2", "--seed", "3"])
-    spec = yaml.safe_load((export / "inference.yml").read_text())
-    assert spec["task"] == "ict" and set(spec["stages"]) == {"transformer", "upsampler"}
-    assert max(spec["export_checks"].values()) < 1e-4
-    # deploy reads the image at its own size: make the pipeline's working size the same
-    ref = run(setup, tmp_path / "ref", seed=3, n_samples=2)
-    assert infer.main(["--model_dir", str(export), "--input", str(setup / "image.png"),
-                       "--mask", str(setup / "mask.png"), "--output", str(tmp_path / "dep")]) == 0
-    got = sorted(n for n in os.listdir(tmp_path / "dep") if not n.startswith("."))  # not the marker
-    assert got == ["image_prior0.png", "image_prior1.png", "image_sample0.png", "image_sample1.png"]
-    for k in range(2):
-        assert (tmp_path / "dep" / f"image_prior{k}.png").read_bytes() == ref[f"prior_{k}.png"]
-        ours = read_image(str(tmp_path / "dep" / f"image_sample{k}.png"))
-        theirs = read_image(str(tmp_path / "ref" / f"completion_{k}.png"))
-        assert np.abs(ours - theirs).max() <= 1 / 255 + 1e-6
+    stages = [build_trained_model(load_config(str(root / f"{n}.yml"), [f"Global.pretrained_model={root / n}.pdparams"]))
+              for n in ("transformer", "upsampler")]
+    image = read_image(str(root / "image.png")).transpose(2, 0, 1)
+    mask = read_mask(str(root / "mask.png"))[None]
+
+    def upsample(img, hole, prior):
+        feeds = {"input": img[None], "mask": hole[None], "prior": prior[None]}
+        return stages[1].predict({k: paddle.to_tensor(v) for k, v in feeds.items()}).numpy()[0]
+
+    return [(prior, out.transpose(1, 2, 0)) for prior, out in
+            complete(image, mask, stages[0].palette, 8, paddle_logits_fn(stages[0].net), upsample,
+                     n_samples, 40, 1.0, seed)]
+
+
+def test_fixed_seed_repeats_and_other_seeds_differ(setup):
+    """The same seed gives byte-identical completions twice; another seed gives other ones; the
+    n_samples of one call differ from each other; defaults come from the export (2 samples)."""
+    model = ppir.load(str(setup / "export"))
+    image, mask = str(setup / "image.png"), str(setup / "mask.png")
+    first = model(image, mask=mask)
+    assert len(first) == 2 and all(o.shape == (32, 32, 3) and o.dtype == np.uint8 for o in first)
+    assert all(np.array_equal(a, b) for a, b in zip(first, model(image, mask=mask, seed=3)))
+    other = model(image, mask=mask, seed=4, n_samples=1)
+    assert len(other) == 1 and not np.array_equal(other[0], first[0])
+    assert not np.array_equal(first[0], first[1])
+
+
+@pytest.mark.parametrize("flags", [{"backend": "paddle", "enable_mkldnn": True},
+                                   {"backend": "paddle", "enable_mkldnn": False}, {"backend": "onnxruntime"}])
+def test_every_path_samples_the_dygraph_tokens(setup, flags):
+    """The exported logits graph on each CPU path draws the dygraph pipeline's tokens for a seed
+    (the same priors), and the completions agree within 1/255."""
+    model = ppir.load(str(setup / "export"), **flags)
+    outs = model(str(setup / "image.png"), mask=str(setup / "mask.png"), seed=7, n_samples=2)
+    ref = dygraph(setup, seed=7, n_samples=2)
+    for k, (prior, completion) in enumerate(ref):
+        assert np.array_equal(model.last_run["priors"][0][k], prior)
+        assert np.abs(outs[k].astype(np.float64) / 255 - completion).max() <= 1 / 255 + 1e-6
 
 
 def test_export_records_the_fastest_logits_path_and_deploy_runs_it(setup, tmp_path, capsys):
-    """With --onnx, tools/ict_export.py times the transformer's CPU paths (oneDNN on/off,
-    onnxruntime) and records the fastest as stages.transformer.default_path; deploy/infer.py
-    runs that path by default and says so with --benchmark, and the forced onnxruntime path
-    samples the dygraph pipeline's priors for the same seed."""
+    """The export times the transformer's CPU paths (oneDNN on/off, onnxruntime) and records the
+    fastest as its default; deploy/infer.py runs it, writes every sample and prior, and writes
+    the API's bytes."""
     from deploy import infer
-    from tools import ict_export
 
-    export = tmp_path / "export"
-    ict_export.main(["--transformer", str(setup / "transformer.yml"),
-                     "--transformer_weights", str(setup / "transformer.pdparams"),
-                     "--upsampler", str(setup / "upsampler.yml"),
-                     "--upsampler_weights", str(setup / "upsampler.pdparams"),
-                     "--save_dir", str(export), "--onnx"])
-    stage = yaml.safe_load((export / "inference.yml").read_text())["stages"]["transformer"]
-    timings = stage["cpu_paths"]["median_s_per_forward"]
+    export = setup / "export"
+    spec = yaml.safe_load((export / "inference.yml").read_text())
+    assert spec["task"] == "ict" and set(spec["stages"]) == {"transformer", "upsampler"}
+    stage = spec["stages"]["transformer"]
+    assert max(stage["max_abs_diff"].values()) < 1e-4 and max(spec["stages"]["upsampler"]["max_abs_diff"].values()) < 1e-4
+    timings = stage["cpu_paths"]["timings"][0]["median_ms"]
     assert set(timings) == {"paddle_onednn_on", "paddle_onednn_off", "onnxruntime"}
     fastest = min(timings, key=timings.get)
     assert stage["default_path"] == {"backend": "onnxruntime" if fastest == "onnxruntime" else "paddle",
                                      "enable_mkldnn": fastest == "paddle_onednn_on"}
-    ref = run(setup, tmp_path / "ref", seed=0, n_samples=1)
-    for extra, shown in (([], "tools/ict_export.py measured"),
-                         (["--backend", "onnxruntime"], "onnxruntime (as requested)")):
-        out = tmp_path / f"dep{len(extra)}"
-        capsys.readouterr()
-        assert infer.main(["--model_dir", str(export), "--input", str(setup / "image.png"),
-                           "--mask", str(setup / "mask.png"), "--output", str(out),
-                           "--benchmark", "True"] + extra) == 0
-        printed = capsys.readouterr().out
-        assert "ICT transformer: " in printed and shown in printed
-        assert (out / "image_prior0.png").read_bytes() == ref["prior_0.png"]
+    capsys.readouterr()
+    assert infer.main(["--model_dir", str(export), "--input", str(setup / "image.png"),
+                       "--mask", str(setup / "mask.png"), "--output", str(tmp_path / "dep"),
+                       "--benchmark", "True", "--quiet"]) == 0
+    assert "measured at export" in capsys.readouterr().out
+    got = sorted(n for n in os.listdir(tmp_path / "dep") if not n.startswith("."))  # not the marker
+    assert got == ["image_prior0.png", "image_prior1.png", "image_sample0.png", "image_sample1.png"]
+    api = ppir.load(str(export))(str(setup / "image.png"), mask=str(setup / "mask.png"))
+    from ppir.data.image_io import read_image
+
+    for k in range(2):
+        ours = read_image(str(tmp_path / "dep" / f"image_sample{k}.png"))
+        assert np.array_equal(np.round(ours * 255).astype(np.uint8), api[k])
+
+
+def test_sampling_options_are_checked_before_any_work(setup, tmp_path):
+    """--n_samples below 1 and a negative --seed are one-line errors before anything is read or
+    written (they used to raise ValueError, or silently write one sample)."""
+    from deploy import infer
+    from ppir.errors import ConfigError
+
+    for bad in (["--n_samples", "0"], ["--n_samples", "-2"], ["--seed", "-1"]):
+        with pytest.raises(SystemExit):
+            infer.parse_args(["--model_dir", str(setup / "export"), "--input", "x.png"] + bad)
+    with pytest.raises(ConfigError, match="n_samples must be an integer >= 1"):
+        ppir.load(str(setup / "export"))(str(setup / "image.png"), mask=str(setup / "mask.png"), n_samples=0)
+    assert not (tmp_path / "out").exists()

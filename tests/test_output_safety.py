@@ -151,12 +151,14 @@ def test_infer_replaces_only_files_it_wrote(export_dir, data, tmp_path, capsys):
 
 def test_infer_refuses_existing_file_output_for_a_folder_before_inference(export_dir, data, tmp_path, capsys,
                                                                           monkeypatch):
-    """`--input dir/ --output existing.png` is refused before the model is even loaded (it used to
-    fail after the whole inference), and the file is untouched."""
+    """`--input dir/ --output existing.png` is refused before any image is run (it used to fail
+    after the whole inference), and the file is untouched."""
     target = tmp_path / "existing.png"
     target.write_bytes(b"keep")
     infer = _tool("infer")
-    monkeypatch.setattr(infer, "Predictor", lambda *a, **k: pytest.fail("the model was loaded"))
+    from ppir.inference import api
+
+    monkeypatch.setattr(api.ExportedModel, "run", lambda *a, **k: pytest.fail("the model ran"))
     from ppir.errors import run_cli
 
     with pytest.raises(SystemExit) as info:
@@ -195,17 +197,50 @@ def test_predict_refuses_its_input_folder_and_skips_bad_images(weights, data, tm
     assert sorted(os.listdir(tmp_path / "out")) == [".ppir-outputs", "img_1.png", "img_2.png"]
 
 
+def test_infer_folder_run_goes_on_past_a_tiny_image(export_dir, data, tmp_path, capsys):
+    """A 7x5 image that sorts first is padded up and restored at its own size; the rest of the
+    folder follows (a tiny file used to abort the whole run before any image was written)."""
+    cv2.imwrite(str(data / "noisy" / "a_tiny.png"), np.full((7, 5, 3), 128, np.uint8))
+    out = tmp_path / "out"
+    code, _, _ = cli("infer", ["--model_dir", export_dir, "--input", data / "noisy", "--output", out,
+                               "--quiet"], capsys)
+    assert code == 0
+    assert sorted(os.listdir(out)) == [".ppir-outputs", "a_tiny.png", "img_0.png", "img_1.png", "img_2.png"]
+    assert cv2.imread(str(out / "a_tiny.png")).shape == (7, 5, 3)
+
+
+@pytest.mark.parametrize("argv, fragment", [
+    (["--output", "{file}/out"], "is a file, not a folder"),
+    (["--tile_overlap", "-4"], "--tile_overlap must be >= 0, got -4"),
+    (["--tile", "30"], "--tile 30 must be a positive multiple of 4"),
+])
+def test_infer_argument_mistakes_name_the_real_culprit(export_dir, data, tmp_path, capsys, argv, fragment):
+    """An --output below a regular file, a negative overlap, a tile the model cannot take: each is
+    refused before any image is read, naming the flag at fault (a negative overlap used to blame
+    the tile size; an output below a file raised NotADirectoryError)."""
+    (tmp_path / "plain.txt").write_text("x")
+    argv = [a.replace("{file}", str(tmp_path / "plain.txt")) for a in argv]
+    if "--output" not in argv:
+        argv += ["--output", str(tmp_path / "out")]
+    code, _, err = cli("infer", ["--model_dir", export_dir, "--input", data / "noisy", *argv], capsys)
+    assert code == 2 and fragment in err[-1], err  # argparse prints its usage above the line
+    assert not (tmp_path / "out").exists()
+
+
 # ---- deploy/infer.py: resources ---------------------------------------------------------------
 
 def test_infer_out_of_memory_is_one_line_suggesting_tiles(export_dir, data, tmp_path, capsys, monkeypatch):
     """An image too large to run whole (the allocation fails) gets one line naming the image and
     its size and suggesting --tile, not a traceback."""
+    from ppir.inference import predictor
+
     infer = _tool("infer")
 
-    def fail(self, x):
+    def fail(self, feeds):
         raise MemoryError("std::bad_alloc")
 
-    monkeypatch.setattr(infer.Predictor, "run", fail)
+    monkeypatch.setattr(predictor.PaddlePredictor, "run", fail)
+    monkeypatch.setattr(predictor.OnnxPredictor, "run", fail)
     from ppir.errors import run_cli
 
     with pytest.raises(SystemExit) as info:
@@ -213,7 +248,7 @@ def test_infer_out_of_memory_is_one_line_suggesting_tiles(export_dir, data, tmp_
                              "--output", str(tmp_path / "o.png"), "--cpu_threads", "1"])
     err = capsys.readouterr().err.strip().splitlines()
     assert info.value.code == 2 and len(err) == 1
-    assert "img_0.png (32x32) does not fit in memory untiled; pass --tile 512" in err[0]
+    assert "img_0.png" in err[0] and "(32x32) does not fit in memory untiled; pass --tile 512" in err[0]
 
 
 @pytest.mark.parametrize("exc, shape, tile, expected", [
@@ -222,15 +257,18 @@ def test_infer_out_of_memory_is_one_line_suggesting_tiles(export_dir, data, tmp_
      "a.png (64x64) does not fit in memory with --tile 256; pass --tile 128"),
     (RuntimeError("ResourceExhaustedError: Out of memory error on CPU"), (2, 3, 64, 64), None,
      "(batch of 2; or pass --batch_size 1); pass --tile 512"),
-    (RuntimeError("shape [1, 3] does not match"), None, None, None),
+    (RuntimeError("shape [1, 3] does not match"), (1, 3, 8, 8), None, None),
 ])
 def test_out_of_memory_is_recognised_and_explained(exc, shape, tile, expected):
     """Allocation failures of numpy, Paddle and onnxruntime are told apart from other errors, and
-    the line says what was tried and what to pass instead (a tile the model's multiple allows)."""
-    infer = _tool("infer")
-    assert infer.is_out_of_memory(exc) == (expected is not None)
-    if expected:
-        assert expected in str(infer.out_of_memory_error("a.png", shape, tile, multiple=8))
+    the line says what was tried and what to pass instead (a tile the model's multiple allows);
+    any other backend exception becomes a one-line ExportError, never a raw traceback."""
+    from ppir.errors import DataError, ExportError
+    from ppir.inference.api import _graph_failure
+
+    error = _graph_failure(exc, "a.png", shape, tile, multiple=8)
+    assert isinstance(error, DataError if expected else ExportError)
+    assert (expected or "failed in the model") in str(error)
 
 
 def test_unwritable_output_folder_is_one_line(export_dir, data, tmp_path, capsys, monkeypatch):

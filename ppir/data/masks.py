@@ -139,6 +139,45 @@ def binarize(raw, path, hole_value="white", threshold=0.5):
     return hole.astype(np.float32)
 
 
+def mask_from_array(arr, hole_value="white", where="mask"):
+    """An in-memory mask -> float32 HxW, 1 = hole. Accepted: bool (True = white), 0/1 integers,
+    0/255 and 0/65535 (and anti-aliased gray levels, split at half range), float in [0, 1],
+    gray, RGB with equal channels, RGBA with an opaque alpha. `hole_value` says which side is the
+    hole. A 0/1 mask that also holds 255 (two encodings at once) is refused, naming `where`."""
+    check_mask_options(hole_value, 0.5)
+    arr = np.asarray(arr)
+    if arr.ndim == 3 and arr.shape[2] == 4:
+        opaque = np.iinfo(arr.dtype).max if arr.dtype.kind in "ui" else 1
+        if arr[:, :, 3].min() < opaque:
+            raise DataError(f"{where} has a transparent alpha channel; give a gray mask")
+        arr = arr[:, :, :3]
+    if arr.ndim == 3 and arr.shape[2] in (1, 3):
+        if not (arr == arr[:, :, :1]).all():
+            raise DataError(f"{where} is a colour image (its channels differ); give a gray mask")
+        arr = arr[:, :, 0]
+    if arr.ndim != 2:
+        raise DataError(f"{where}: expected an HxW mask, got shape {list(arr.shape)}")
+    if arr.dtype == bool:
+        white = arr
+    elif arr.dtype.kind == "f":
+        if not np.isfinite(arr).all() or arr.min() < 0 or arr.max() > 1:
+            raise DataError(f"{where}: a float mask must hold values in [0, 1]")
+        white = arr > 0.5
+    elif arr.dtype.kind in "ui":
+        top = int(arr.max()) if arr.size else 0
+        if top <= 1:
+            white = arr == 1
+        elif ((arr == 1).any() and top == np.iinfo(arr.dtype).max
+              and np.isin(arr, (0, 1, top)).all()):
+            raise DataError(f"{where} mixes 0/1 and 0/{top} encodings; give one of them")
+        else:
+            white = arr > (np.iinfo(arr.dtype).max // 2 if arr.dtype.itemsize > 1 else 127)
+    else:
+        raise DataError(f"{where}: unsupported mask type {arr.dtype}")
+    hole = white if hole_value == "white" else ~white
+    return hole.astype(np.float32)
+
+
 def read_mask(path, hole_value="white", threshold=0.5, expect_hw=None):
     """Read a mask file as float32 HxW, 1 = hole.
 

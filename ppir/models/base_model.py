@@ -18,6 +18,28 @@ from collections import OrderedDict
 from ppir.errors import ConfigError
 
 
+class ExportGraph:
+    """One graph of a deployment, as `ppir.inference.export` traces, checks and times it.
+
+    Args:
+        layer: the paddle.nn.Layer to trace (its forward takes `inputs` in order).
+        inputs: [(name, shape with None for dynamic dims, dtype)].
+        subdir: the graph's folder inside the export ("" = the export's root).
+        check_feeds: [{name: array}] the traced graph must reproduce dygraph on (None: the
+            exporter builds a square and a non-square image input from `io_spec()`).
+        tune_feeds: [((H, W), {name: array})] the CPU paths are timed on, smallest first (None:
+            images at the model's `tune_sizes`; []: not timed).
+        atol: max abs difference allowed against dygraph (None: the exporter's default).
+        onnx: whether `--onnx` converts this graph too.
+    """
+
+    def __init__(self, layer, inputs, subdir="", check_feeds=None, tune_feeds=None, atol=None,
+                 onnx=True):
+        self.layer, self.inputs, self.subdir = layer, list(inputs), subdir
+        self.check_feeds, self.tune_feeds = check_feeds, tune_feeds
+        self.atol, self.onnx = atol, onnx
+
+
 class TaskModel(abc.ABC):
     """Subclasses build `self.networks` (an OrderedDict name -> paddle.nn.Layer, primary first)
     and implement `train_step`, `predict`, `export_module` and `io_spec`."""
@@ -70,6 +92,19 @@ class TaskModel(abc.ABC):
     @abc.abstractmethod
     def export_module(self):
         """The layer tools/export.py saves: its forward takes the inputs `io_spec` lists."""
+
+    def export_graphs(self):
+        """{name: ExportGraph}: the graphs a deployment of this model runs. Default: one graph,
+        `export_module()` fed the inputs `io_spec()` lists, at the export's root."""
+        inputs = [(item["name"], [None, int(item["channels"]), None, None], item.get("dtype", "float32"))
+                  for item in self.io_spec()["inputs"]]
+        return {"model": ExportGraph(self.export_module(), inputs)}
+
+    def deploy_spec(self, export_dir):
+        """inference.yml before the exporter adds each graph's record (files, checks, paths):
+        `io_spec()` for a single-graph model. A multi-graph model returns its `stages` here and
+        may write files of its own into `export_dir` (ICT: the palette)."""
+        return dict(self.io_spec())
 
     @abc.abstractmethod
     def io_spec(self):

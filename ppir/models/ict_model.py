@@ -11,23 +11,53 @@
   (`Guided_Upsample/src/models.py`).
 * `ICTModel` (networks `transformer`, `generator`, `discriminator`): both stages in one config,
   each trained by its own stage's step on the same batches; `predict` is the whole pipeline and
-  tools/export.py writes both stages' graphs into one folder (`export_stages`).
+  tools/export.py writes both stages' graphs into one folder (`export_graphs`).
 """
 from collections import OrderedDict
 
+import numpy as np
 import paddle
 import paddle.nn as nn
 
 from ppir.data.ict_data import prior_tokens, resolve_palette, upsample_prior
 from ppir.errors import ConfigError, DataError, ExportError
 from ppir.models import MODELS
-from ppir.models.base_model import TaskModel, graph_input
-from ppir.models.ict_inference import ICTLogits
+from ppir.models.base_model import ExportGraph, TaskModel, graph_input
 from ppir.models.ict_sampling import paddle_logits_fn, sample_tokens
 from ppir.models.misf_model import MISFModel
 from ppir.utils.tiling import crop_back, pad_to_multiple
 
-__all__ = ["ICTTransformerModel", "ICTUpsamplerModel", "ICTModel", "ICTUpsample", "upsampler_input"]
+__all__ = ["ICTTransformerModel", "ICTUpsamplerModel", "ICTModel", "ICTLogits", "ICTRowLogits",
+           "ICTUpsample", "upsampler_input"]
+
+
+class ICTLogits(nn.Layer):
+    """tokens int64 [B, T], masks float32 [B, T] (1 = missing) -> logits [B, T, V]."""
+
+    def __init__(self, net):
+        super().__init__()
+        self.net = net
+
+    INPUTS = [("tokens", [None, None], "int64"), ("masks", [None, None], "float32")]
+
+    def forward(self, tokens, masks):
+        return self.net(tokens, None, masks)[0]
+
+
+class ICTRowLogits(nn.Layer):
+    """tokens int64 [B, T], masks float32 [B, T], positions int64 [P] -> logits [B, P, V]: the
+    logits at `positions` only (ICTTransformer.logits_at: the last block, the final LayerNorm
+    and the head run at those positions), the rows sampling reads. The graph ICT deploys."""
+
+    def __init__(self, net):
+        super().__init__()
+        self.net = net
+
+    INPUTS = [("tokens", [None, None], "int64"), ("masks", [None, None], "float32"),
+              ("positions", [None], "int64")]
+
+    def forward(self, tokens, masks, positions):
+        return self.net.logits_at(tokens, masks, positions)
 
 
 @MODELS.register("ICTTransformerModel")
@@ -77,7 +107,7 @@ class ICTTransformerModel(TaskModel):
     def sample(self, image, mask, n_samples=1, seed=None, logits_fn=None):
         """Sampled token grids (n_samples, s*s) for one CHW image and its 1xHxW mask; `logits_fn`
         (default: this dygraph transformer) may be an exported predictor
-        (ppir.models.ict_inference.PredictorLogits)."""
+        (a ppir.inference predictor of the ICTRowLogits graph)."""
         tokens, missing = prior_tokens(image, mask, self.palette, self.prior_size)
         seed = self.sample_seed if seed is None else seed
         if logits_fn is not None:
@@ -110,7 +140,7 @@ class ICTTransformerModel(TaskModel):
 
     def io_spec(self):
         """Not a standalone deployment: the sampling loop needs the upsampler too, and the graph
-        takes tokens, not images. Both stages are exported together (ICTModel.export_stages)."""
+        takes tokens, not images. Both stages are exported together (ICTModel.export_graphs)."""
         raise ExportError("ICT's transformer is exported together with its upsampler: use "
                           "tools/ict_export.py, or tools/export.py with an ICTModel config "
                           "(see docs/models/ict.md)")
@@ -276,7 +306,7 @@ class ICTModel(TaskModel):
 
     def export_module(self):
         raise ExportError("ICTModel exports two graphs, not one: tools/export.py calls "
-                          "export_stages")
+                          "export_graphs")
 
     def io_spec(self):
         """The images a deployment takes (the prior is made inside, by the transformer)."""
@@ -284,11 +314,57 @@ class ICTModel(TaskModel):
         spec["inputs"] = [i for i in spec["inputs"] if i["name"] != "prior"]
         return spec
 
-    def export_stages(self, save_dir, atol=None, onnx=False, tune=True):
-        """Write both stages into `save_dir` (ppir.models.ict_inference.export_ict: the logits
-        graph, with `onnx` also as ONNX, the upsampler graph, the palette and an inference.yml
-        with `task: ict`), each graph checked against dygraph to `atol`; with `tune`, the
-        transformer's CPU paths are timed and the fastest recorded. Returns the spec."""
-        from ppir.models.ict_inference import export_ict
+    # Exported graphs are checked to 1e-4: logits reach ~10-30 and the upsampler's composite sums
+    # ~1e3 products per pixel, so fp32 reassociation across kernels moves them by ~1e-5..1e-4.
+    EXPORT_ATOL = 1e-4
 
-        return export_ict(self, save_dir, onnx=onnx, tune=tune, **({} if atol is None else {"atol": atol}))
+    def export_graphs(self):
+        """The two graphs a deployment runs: the transformer's row logits graph (one sampling
+        step: tokens, masks, positions -> logits at positions; ONNX-convertible, timed on one
+        step of `n_samples` rows) and the upsampler (image, mask, prior -> composite; timed at
+        256x256). Check inputs are seeded by the transformer's `sample_seed`."""
+        transformer = self.transformer
+        rng = np.random.default_rng(transformer.sample_seed)
+        side = transformer.prior_size
+        tokens = rng.integers(0, len(transformer.palette), (max(2, self.n_samples), side * side)).astype(np.int64)
+        masks = (rng.random(tokens.shape) < 0.4).astype(np.float32)
+        positions = np.flatnonzero(masks[0]).astype(np.int64)
+        step = {"tokens": tokens[:self.n_samples], "masks": masks[:self.n_samples], "positions": positions[:1]}
+        logits = ExportGraph(
+            ICTRowLogits(transformer.net), ICTRowLogits.INPUTS, subdir="transformer", atol=self.EXPORT_ATOL,
+            check_feeds=[{"tokens": tokens, "masks": masks, "positions": positions}],
+            tune_feeds=[([side, side], step)])
+
+        def upsampler_feeds(h, w):
+            mask = np.zeros((1, 1, h, w), np.float32)
+            mask[:, :, h // 4:3 * h // 4, w // 5:3 * w // 4] = 1
+            return {"image": rng.random((1, 3, h, w)).astype(np.float32), "mask": mask,
+                    "prior": rng.random((1, 3, h, w)).astype(np.float32)}
+
+        upsampler = ExportGraph(
+            ICTUpsample(self.upsampler.networks["generator"]),
+            [("image", [None, 3, None, None], "float32"), ("mask", [None, 1, None, None], "float32"),
+             ("prior", [None, 3, None, None], "float32")],
+            subdir="upsampler", atol=self.EXPORT_ATOL, onnx=False,
+            check_feeds=[upsampler_feeds(36, 44)], tune_feeds=[([256, 256], upsampler_feeds(256, 256))])
+        return {"transformer": logits, "upsampler": upsampler}
+
+    def deploy_spec(self, export_dir):
+        """inference.yml of the two-stage export (`task: ict`); writes the palette beside it."""
+        import os
+
+        from ppir.data.palette import palette_to_file_format
+
+        transformer = self.transformer
+        np.save(os.path.join(export_dir, "palette.npy"), palette_to_file_format(transformer.palette))
+        spec = self.io_spec()
+        spec.update({
+            "task": "ict", "model_name": "ICT", "pad_multiple": self.upsampler.size_multiple,
+            "stages": {
+                "transformer": {"palette_file": "palette.npy", "prior_size": transformer.prior_size,
+                                "top_k": transformer.top_k, "temperature": float(transformer.temperature)},
+                "upsampler": {},
+            },
+            "sampling": {"n_samples": int(self.n_samples), "seed": int(transformer.sample_seed)},
+        })
+        return spec

@@ -58,25 +58,26 @@ def _batch(tokens, masks, n_samples):
     return tokens, masks
 
 
-def sample_tokens(logits_fn, tokens, masks, n_samples=1, top_k=40, temperature=1.0, seed=0):
+def sample_tokens(logits_fn, tokens, masks, n_samples=1, top_k=40, temperature=1.0, seed=0,
+                  on_step=None):
     """Complete the missing tokens (masks == 1) by ICT's raster-order sampling.
 
     logits_fn(tokens int64 (B, T), masks float32 (B, T), positions int64 (P,)) -> (B, P, V), the
     logits at `positions` (a numpy array or anything `np.asarray` accepts), e.g.
-    `paddle_logits_fn(net)` or an exported predictor (ppir.models.ict_inference).
+    `paddle_logits_fn(net)` or an exported graph (ppir.inference.ict).
     tokens/masks: (T,) for one image, repeated `n_samples` times, or (B, T) with a mask per row.
     `top_k=40` and `temperature=1.0` are the settings of the official `run.py`.
     `seed` (int or numpy Generator) fixes every draw. Returns int64 (B, T); known tokens are
     returned unchanged. Each forward holds the rows missing at the sampled position only.
+    `on_step(done, total)` is called after each sampled position (progress).
     """
     if temperature <= 0:
         raise ValueError(f"temperature must be > 0, got {temperature}")
     tokens, masks = _batch(tokens, masks, n_samples)
     rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
-    for i in range(tokens.shape[1]):
+    todo = np.flatnonzero(masks.any(axis=0))
+    for done, i in enumerate(todo, 1):
         rows = np.flatnonzero(masks[:, i])
-        if rows.size == 0:
-            continue
         # Only the rows sampled at i are run: the rows of a batch never interact.
         every = rows.size == len(tokens)
         logits = np.asarray(logits_fn(tokens if every else tokens[rows],
@@ -87,6 +88,8 @@ def sample_tokens(logits_fn, tokens, masks, n_samples=1, top_k=40, temperature=1
         step = top_k_logits(logits[:, 0].astype(np.float64) / temperature, top_k)
         tokens[rows, i] = _draw(step, rng.random(rows.size))
         masks[rows, i] = 0.0
+        if on_step is not None:
+            on_step(done, len(todo))
     return tokens
 
 

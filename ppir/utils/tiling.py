@@ -88,6 +88,17 @@ def _starts(size, tile, stride):
     return starts
 
 
+def count_tiles(h, w, tile, overlap=32, multiple=1):
+    """How many times `tiled_forward` calls its fn on an h x w image (1 when untiled)."""
+    multiple = int(multiple or 1)
+    full_h, full_w = -(-int(h) // multiple) * multiple, -(-int(w) // multiple) * multiple
+    if not tile or (tile >= full_h and tile >= full_w):
+        return 1
+    tile_h, tile_w = min(tile, full_h), min(tile, full_w)
+    return (len(_starts(full_h, tile_h, tile_h - overlap))
+            * len(_starts(full_w, tile_w, tile_w - overlap)))
+
+
 def _axis_weights(length, overlap, blend, inner_start, inner_end):
     """1-D weight profile of one tile; `inner_*` say whether that edge touches another tile.
 
