@@ -81,6 +81,13 @@ def describe(label, model):
             "inference_path": run.get("path", "")}
 
 
+def runs_list(infos):
+    """The page's record of its runs, one line each: model, network, seconds, path (a list, not a
+    table, so that it wraps on a phone; gallery captions get cut short)."""
+    return "\n".join(f"- **{i['model']}** ({i['network']}): {i['seconds']:.2f} s, {i['inference_path']}"
+                     for i in infos)
+
+
 def caption(info, sample=None):
     which = f" sample {sample[0] + 1}/{sample[1]}" if sample else ""
     return f"{info['model']}{which} · {info['seconds']:.2f} s · {info['inference_path']}"
@@ -220,8 +227,8 @@ def page_progress(progress, label):
 # ---- the page ----------------------------------------------------------------------------------
 
 CSS = """
-#ppir-results .caption-label { white-space: normal; }
 footer { display: none !important; }
+@media (max-width: 640px) { #ppir-results .grid-container { grid-template-columns: repeat(2, minmax(0, 1fr)) !important; } }
 """
 
 
@@ -236,42 +243,45 @@ def build_app(runner):
         gr.Markdown("## ppir: inpaint and restore photos\nEach model runs the exported graph on this "
                     "machine's CPU; runs are queued one at a time.")
         with gr.Tab("Inpaint", visible=bool(runner.inpainters)):
+            with gr.Row(equal_height=True):
+                picked = gr.CheckboxGroup(runner.inpainters, value=runner.inpainters[:2], label="Inpainting models",
+                                          scale=2, min_width=240, elem_id="ppir-models")
+                sampling = any(runner.models[k].samples for k in runner.inpainters)
+                n_samples = gr.Slider(1, 8, value=2, step=1, label="ICT: samples", visible=sampling, scale=1,
+                                      min_width=160, elem_id="ppir-samples")
+                seed = gr.Number(0, precision=0, minimum=0, label="ICT: seed", visible=sampling, scale=1,
+                                 min_width=100, elem_id="ppir-seed")
+                run_inpaint = gr.Button("Fill the hole", variant="primary", scale=1, min_width=140,
+                                        elem_id="ppir-inpaint")
             with gr.Row(equal_height=False):
-                with gr.Column(scale=3, min_width=300):
+                with gr.Column(min_width=300):
                     editor = gr.ImageEditor(
                         label="Photo: paint over what should go", type="numpy", image_mode="RGBA",
                         sources=["upload", "clipboard"], transforms=(), layers=False, format="png",
                         brush=gr.Brush(colors=[BRUSH_COLOR], color_mode="fixed"), eraser=gr.Eraser(),
                         canvas_size=(640, 480), elem_id="ppir-editor")
-                    mask_file = gr.Image(label="or upload a mask (white = hole, the photo's size)",
-                                         type="filepath", image_mode=None, sources=["upload"], height=160,
+                    mask_file = gr.Image(label="Or upload a mask (white = hole, the photo's size)",
+                                         type="filepath", image_mode=None, sources=["upload"], height=120,
                                          elem_id="ppir-mask")
-                with gr.Column(scale=2, min_width=280):
-                    picked = gr.CheckboxGroup(runner.inpainters, value=runner.inpainters[:2],
-                                              label="Inpainting models", elem_id="ppir-models")
-                    sampling = any(runner.models[k].samples for k in runner.inpainters)
-                    with gr.Row(visible=sampling):
-                        n_samples = gr.Slider(1, 8, value=2, step=1, label="ICT: samples",
-                                              elem_id="ppir-samples")
-                        seed = gr.Number(0, precision=0, minimum=0, label="ICT: seed", elem_id="ppir-seed")
-                    run_inpaint = gr.Button("Fill the hole", variant="primary", elem_id="ppir-inpaint")
-            results = gr.Gallery(label="Input and results (click one to enlarge; download as PNG)",
-                                 format="png", columns=[2, 3, 4], height="auto", object_fit="contain",
-                                 buttons=["download", "fullscreen"], elem_id="ppir-results")
-            inpaint_info = gr.JSON(label="Runs", elem_id="ppir-inpaint-info")
+                with gr.Column(min_width=300):
+                    results = gr.Gallery(label="Input and results (click to enlarge, download as PNG)",
+                                         format="png", columns=3, height=460, object_fit="contain",
+                                         buttons=["download", "fullscreen"], elem_id="ppir-results")
+                    inpaint_runs = gr.Markdown(elem_id="ppir-inpaint-runs")
 
         with gr.Tab("Restore", visible=bool(runner.restorers)):
+            with gr.Row(equal_height=True):
+                restorer = gr.Dropdown(runner.restorers, value=(runner.restorers or [None])[0],
+                                       label="Restoration model", scale=3, elem_id="ppir-restorer")
+                run_restore = gr.Button("Restore", variant="primary", scale=1, min_width=140, elem_id="ppir-restore")
             with gr.Row(equal_height=False):
-                with gr.Column(scale=2, min_width=280):
+                with gr.Column(min_width=300):
                     photo = gr.Image(label="Photo", type="filepath", image_mode=None, sources=["upload", "clipboard"],
                                      elem_id="ppir-photo")
-                    restorer = gr.Dropdown(runner.restorers, value=(runner.restorers or [None])[0],
-                                           label="Restoration model", elem_id="ppir-restorer")
-                    run_restore = gr.Button("Restore", variant="primary", elem_id="ppir-restore")
-                with gr.Column(scale=3, min_width=300):
-                    slider = gr.ImageSlider(label="Before / after", format="png", buttons=["download", "fullscreen"],
-                                            elem_id="ppir-slider")
-                    restore_info = gr.JSON(label="Run", elem_id="ppir-restore-info")
+                with gr.Column(min_width=300):
+                    slider = gr.ImageSlider(label="Before / after (download as PNG)", format="png",
+                                            buttons=["download", "fullscreen"], elem_id="ppir-slider")
+                    restore_runs = gr.Markdown(elem_id="ppir-restore-runs")
 
         # The named endpoints: plain inputs for scripts, on components the page never shows.
         with gr.Row(visible=False):
@@ -304,7 +314,7 @@ def build_app(runner):
                                                  page_progress(progress, label))
                     gallery += items
                     infos.append(info)
-                return gallery, infos
+                return gallery, runs_list(infos)
 
         def restore_page(photo_payload, label, progress=gr.Progress()):
             with shown_in_page():
@@ -312,7 +322,7 @@ def build_app(runner):
                 if image is None:
                     raise DataError("upload a photo first")
                 out, info = runner.restore(image, label, page_progress(progress, label))
-                return (as_uint8(image), out), info
+                return (as_uint8(image), out), runs_list([info])
 
         def inpaint_api(image_payload, mask_payload, label, count=None, seed_value=None, progress=gr.Progress()):
             """Inpaint one image: mask white = hole; ICT takes n_samples and seed."""
@@ -332,9 +342,9 @@ def build_app(runner):
                 return runner.restore(image, label, page_progress(progress, label))
 
         queued = dict(preprocess=False, concurrency_id=MODEL_QUEUE, concurrency_limit=1)
-        run_inpaint.click(inpaint_page, [editor, mask_file, picked, n_samples, seed], [results, inpaint_info],
+        run_inpaint.click(inpaint_page, [editor, mask_file, picked, n_samples, seed], [results, inpaint_runs],
                           api_visibility="private", **queued)
-        run_restore.click(restore_page, [photo, restorer], [slider, restore_info], api_visibility="private",
+        run_restore.click(restore_page, [photo, restorer], [slider, restore_runs], api_visibility="private",
                           **queued)
         api_inpaint.click(inpaint_api, [api_image, api_mask, api_inpainter, api_samples, api_seed],
                           [api_gallery, api_info], api_name="inpaint", **queued)
