@@ -9,5 +9,8 @@ setup(
     # The pinned versions live in requirements.txt; these are the import-time needs.
     install_requires=["numpy", "scikit-image", "scipy", "opencv-python-headless", "pillow",
                       "pyyaml", "visualdl", "tqdm", "psutil"],
-    extras_require={"convert": ["torch"]},  # only to read legacy (non-zip) .pth files
+    extras_require={
+        "convert": ["torch"],  # only to read legacy (non-zip) .pth files
+        "demo": ["gradio>=6,<7"],  # deploy/serve.py, the web page (docs/demo.md); its ImageEditor API is 6.x's
+    },
 )
