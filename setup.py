@@ -12,5 +12,6 @@ setup(
     extras_require={
         "convert": ["torch"],  # only to read legacy (non-zip) .pth files
         "demo": ["gradio>=6,<7"],  # deploy/serve.py, the web page (docs/demo.md); its ImageEditor API is 6.x's
+        "browser-test": ["selenium>=4"],  # tests/test_serve.py drives Debian's chromium + chromium-driver
     },
 )
