@@ -105,7 +105,7 @@ def test_documented_command_parses(script, argv):
     except (SystemExit, argparse.ArgumentError) as exc:  # SystemExit: argparse printed the reason
         pytest.fail(f"{script} {' '.join(argv)}: argparse refused it ({exc})")
     config = getattr(args, "config", None)
-    if isinstance(config, str) and config.startswith("configs/") and "<" not in config:  # <x>: a placeholder
+    if isinstance(config, str) and config.startswith("configs/") and not set("<$") & set(config):  # a placeholder
         from ppir.config import load_config
 
         assert os.path.isfile(os.path.join(ROOT, config)), f"{config} does not exist"
