@@ -149,9 +149,10 @@ def exports(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def server(exports):
+def server(request):
     """`python deploy/serve.py --model_dir <folder of exports>` on a free port; its URL."""
     pytest.importorskip("gradio", reason="the web page needs Gradio: pip install -e .[demo]")
+    exports = request.getfixturevalue("exports")  # only once Gradio is known to be there
     port = free_port()
     env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""),
                GRADIO_ANALYTICS_ENABLED="False")
@@ -335,10 +336,10 @@ def wait_for(browser, what, check, timeout=180, fail=True):
 
 def test_page_paint_a_hole_and_fill_it_with_two_models(browser, server, tmp_path):
     """In headless Chromium: upload a photo into the editor, paint a stroke across its middle
-    with mouse events (and one in a corner, undone), fill it with MISF and ICT; the gallery shows the input (hole tinted) and
-    each result at the photo's size, equal to the photo outside the painted hole; a mask of
-    another size gets its sentence in the page; the Restore tab shows before/after at the
-    photo's size. Screenshots go to output/test_serve/."""
+    with mouse events (and one in a corner, undone), fill it with MISF and ICT; the gallery
+    shows the input (hole tinted) and each result at the photo's size, equal to the photo
+    outside the painted hole; a mask of another size gets its sentence in the page; the Restore
+    tab shows before/after at the photo's size. Screenshots go to output/test_serve/."""
     import cv2
     from selenium.webdriver.common.action_chains import ActionChains
     from selenium.webdriver.common.by import By
@@ -346,16 +347,17 @@ def test_page_paint_a_hole_and_fill_it_with_two_models(browser, server, tmp_path
 
     os.makedirs(SHOTS, exist_ok=True)
     viewport(browser, 1280, 800)
-    browser.get(server["url"])
     img = cv2.resize(data.chelsea(), (160, 120), interpolation=cv2.INTER_AREA)  # a cat: the docs' screenshot
     path = save(tmp_path / "photo.png", img)
-    for attempt in range(3):  # on a loaded machine a file sent before the page is wired up is dropped
-        editor = wait_for(browser, "the editor",
-                          lambda: browser.find_elements(By.CSS_SELECTOR, "#ppir-editor input[type=file]"))
-        editor[0].send_keys(path)
+    # Gradio 6.31's editor drops a file that arrives before its canvas is set up (console:
+    # "reading 'reset_layers'") and stays broken: wait for the canvas, and reload to retry.
+    for attempt in range(3):
+        browser.get(server["url"])
+        wait_for(browser, "the editor's canvas",
+                 lambda: browser.find_elements(By.CSS_SELECTOR, "#ppir-editor canvas"))
+        browser.find_element(By.CSS_SELECTOR, "#ppir-editor input[type=file]").send_keys(path)
         if wait_for(browser, "the photo in the editor", lambda: browser.find_elements(
-                By.CSS_SELECTOR, "#ppir-editor button[aria-label='Brush Size']"), timeout=30 + 60 * attempt,
-                fail=attempt == 2):
+                By.CSS_SELECTOR, "#ppir-editor button[aria-label='Brush Size']"), timeout=60, fail=attempt == 2):
             break
     canvas = browser.find_elements(By.CSS_SELECTOR, "#ppir-editor canvas")[-1]
     for control in ("Brush Size", "Erase"):
