@@ -28,7 +28,7 @@ from ppir.inference.spec import SPEC_FILE
 
 # Smaller uploads are icons or mistakes, not photos: there is nothing to paint a hole on.
 MIN_SIDE = 16
-DEFAULT_MAX_PIXELS = 2048 * 2048  # a CPU runs CTSDG or MISF on this in seconds, ICT in minutes
+DEFAULT_MAX_PIXELS = 2048 * 2048  # about a phone photo; the run time of a CPU model grows with the pixels
 DEFAULT_MAX_FILE_SIZE = "20mb"
 LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
 # Every event that runs a model shares this concurrency group (limit 1): Paddle predictors are
@@ -208,7 +208,7 @@ class Runner:
         info = describe(label, model)
         if not model.samples:
             return [(outs, caption(info))], info
-        info["seed"] = options["seed"]
+        info["seed"] = getattr(model, "seed", None) if options["seed"] is None else options["seed"]
         return [(out, caption(info, (i, len(outs)))) for i, out in enumerate(outs)], info
 
     def restore(self, image, label, progress=None):
